@@ -1,0 +1,56 @@
+# LibraVDB: PGXS build of the C++17 core and the Postgres glue into one module.
+#
+# The core (src/core) is compiled with its own rule, without the server include
+# path and with LRV_CORE defined, so it cannot include a Postgres header. The
+# glue (src/pg) gets the server headers. Per-ISA kernel files get their own
+# -m flags; the library itself targets baseline x86-64 and picks kernels at run
+# time.
+
+EXTENSION    = libravdb
+EXTVERSION   = 0.1.0
+MODULE_big   = libravdb
+DATA         = sql/$(EXTENSION)--$(EXTVERSION).sql
+PGFILEDESC   = "libravdb - vector search for PostgreSQL"
+
+CORE_SRCS := $(sort $(wildcard src/core/*/*.cc))
+PG_SRCS   := $(sort $(wildcard src/pg/*.cc))
+OBJS       = $(CORE_SRCS:.cc=.o) $(PG_SRCS:.cc=.o)
+
+REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+SHLIB_LINK += -lstdc++ -lm
+EXTRA_CLEAN = $(OBJS) $(OBJS:.o=.d)
+
+# JIT bitcode would need clang for every C++ file and buys nothing for
+# distance-heavy code that is already vectorised.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+LRV_CXXFLAGS := -std=c++17 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter \
+                -fno-math-errno -fno-trapping-math -MMD -MP -Iinclude
+
+# Server headers still use "register", which C++17 removed.
+LRV_PG_FLAGS := -Wno-register
+LRV_CORE_FLAGS := $(LRV_CXXFLAGS) -DLRV_CORE -fvisibility=hidden
+
+src/core/distance/avx2.o:   LRV_ISA_FLAGS = -mavx2 -mfma
+src/core/distance/avx512.o: LRV_ISA_FLAGS = -mavx512f -mavx2 -mfma
+
+src/core/%.o: src/core/%.cc
+	$(CXX) $(LRV_CORE_FLAGS) $(LRV_ISA_FLAGS) -c -o $@ $<
+
+# Server headers are C headers; -fno-exceptions is NOT used because the glue
+# catches core exceptions at every entry point (DESIGN.md section 3).
+src/pg/%.o: src/pg/%.cc
+	$(CXX) $(LRV_CXXFLAGS) $(LRV_PG_FLAGS) -I$(includedir_server) -I$(includedir_internal) \
+	    $(filter -D%,$(CPPFLAGS)) -c -o $@ $<
+
+-include $(OBJS:.o=.d)
+
+.PHONY: unit
+unit:
+	test/unit/run.sh
