@@ -224,3 +224,29 @@ CREATE AGGREGATE sum(lvector) (
 );
 COMMENT ON AGGREGATE avg(lvector) IS 'element-wise mean, summed in double precision';
 COMMENT ON AGGREGATE sum(lvector) IS 'element-wise sum, accumulated in double precision';
+
+-- lflat: exact search over vectors packed in index pages ------------------------------
+
+CREATE FUNCTION lflat_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'lrv_lflat_handler' LANGUAGE C;
+CREATE ACCESS METHOD lflat TYPE INDEX HANDLER lflat_handler;
+COMMENT ON ACCESS METHOD lflat IS 'exact k-NN search over vectors packed in index pages, optionally quantized (fp16, sq8) with exact re-ranking';
+
+CREATE OPERATOR CLASS lvector_l2_ops FOR TYPE lvector USING lflat AS
+    OPERATOR 1 <-> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(lvector, lvector);
+CREATE OPERATOR CLASS lvector_ip_ops FOR TYPE lvector USING lflat AS
+    OPERATOR 1 <#> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 lvector_negative_inner_product(lvector, lvector);
+CREATE OPERATOR CLASS lvector_cosine_ops FOR TYPE lvector USING lflat AS
+    OPERATOR 1 <=> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(lvector, lvector);
+CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lflat AS
+    OPERATOR 1 <+> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 l1_distance(lvector, lvector);
+
+-- Introspection -------------------------------------------------------------------------
+
+CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'lrv_index_info' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION libravdb_index_info(regclass) IS 'what a LibraVDB index holds: access method, dimensions, metric, quantizer, tuples, pages, bytes';

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "am_common.h"
 #include "guard.h"
 #include "libravdb/core/distance.h"
 
@@ -11,7 +12,7 @@ PG_MODULE_MAGIC;
 LRV_EXPORT void _PG_init(void);
 }
 
-void _PG_init(void) {}
+void _PG_init(void) { lrv::pg::register_am_options(); }
 
 namespace lrv::pg {
 

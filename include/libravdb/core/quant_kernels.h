@@ -1,0 +1,42 @@
+// Kernels between a float32 query and compact codes: uint8 (sq8, scaled by the
+// caller) and IEEE half precision (fp16). They let scans read a quarter or half
+// of the bytes a float vector needs. One table per instruction set, like the
+// float kernels in distance.h; the AVX2 table assumes F16C, which every AVX2
+// CPU shipped so far has.
+#pragma once
+#include "libravdb/core/fence.h"
+
+#include <cstddef>
+#include <cstdint>
+
+#include "libravdb/core/distance.h"
+
+namespace lrv::core::distance {
+
+using U8Fn = float (*)(const float* q, const std::uint8_t* c, std::size_t n) noexcept;
+using F16Fn = float (*)(const float* q, const std::uint16_t* h, std::size_t n) noexcept;
+
+struct QuantKernels {
+    Isa isa;
+    U8Fn l2_squared_u8;  // sum (q_i - c_i)^2
+    U8Fn dot_u8;         // sum q_i * c_i
+    U8Fn l1_u8;          // sum |q_i - c_i|
+    F16Fn l2_squared_f16;
+    F16Fn dot_f16;
+    F16Fn l1_f16;
+};
+
+extern const QuantKernels kScalarQuantKernels;
+extern const QuantKernels kAvx2QuantKernels;
+extern const QuantKernels kAvx512QuantKernels;
+
+// The table matching best().isa, and one per level for tests.
+const QuantKernels& best_quant() noexcept;
+const QuantKernels* quant_for_isa(Isa isa) noexcept;
+
+// IEEE 754 binary16 conversions (round to nearest even; overflow saturates
+// to +-65504 rather than infinity so a code always decodes to a finite value).
+std::uint16_t float_to_half(float f) noexcept;
+float half_to_float(std::uint16_t h) noexcept;
+
+}  // namespace lrv::core::distance

@@ -1,0 +1,124 @@
+#include "am_common.h"
+
+extern "C" {
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "utils/selfuncs.h"
+#include "nodes/pathnodes.h"
+}
+
+#include "guard.h"
+#include "lvector.h"
+
+extern "C" {
+Datum lrv_l2_distance(PG_FUNCTION_ARGS);
+Datum lrv_negative_inner_product(PG_FUNCTION_ARGS);
+Datum lrv_cosine_distance(PG_FUNCTION_ARGS);
+Datum lrv_l1_distance(PG_FUNCTION_ARGS);
+}
+
+namespace lrv::pg {
+
+using core::distance::Metric;
+
+relopt_kind lflat_relopt_kind;
+
+void init_page(Page page, uint32 magic, uint16 kind, Size used) {
+    PageInit(page, BLCKSZ, kSpecialSize);
+    PageOpaque* op = page_opaque(page);
+    op->magic = magic;
+    op->kind = kind;
+    op->flags = 0;
+    reinterpret_cast<PageHeader>(page)->pd_lower = static_cast<LocationIndex>(kPageHeaderSize + used);
+}
+
+void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind) {
+    if (PageIsNew(page))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" contains an uninitialized page at block %u", RelationGetRelationName(index),
+                               blkno)));
+    if (PageGetSpecialSize(page) != kSpecialSize || page_opaque(page)->magic != magic ||
+        page_opaque(page)->kind != kind)
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" has an unexpected page at block %u", RelationGetRelationName(index),
+                               blkno),
+                        errdetail("Expected page kind %u with magic %08x, found kind %u with magic %08x.", kind,
+                                  magic, page_opaque(page)->kind, page_opaque(page)->magic)));
+}
+
+Metric index_metric(Relation index) {
+    FmgrInfo* proc = index_getprocinfo(index, 1, 1);
+    if (proc->fn_addr == lrv_l2_distance) return Metric::L2;
+    if (proc->fn_addr == lrv_negative_inner_product) return Metric::InnerProduct;
+    if (proc->fn_addr == lrv_cosine_distance) return Metric::Cosine;
+    if (proc->fn_addr == lrv_l1_distance) return Metric::L1;
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("operator class of index \"%s\" has an unsupported distance function",
+                           RelationGetRelationName(index))));
+    pg_unreachable();
+}
+
+int index_dims(Relation index) {
+    int dims = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+    if (dims < 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("column does not have dimensions"),
+                        errhint("Declare the column as lvector(n), for example lvector(768).")));
+    return dims;
+}
+
+Buffer extend_index(Relation index) {
+    LockRelationForExtension(index, ExclusiveLock);
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, nullptr);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    UnlockRelationForExtension(index, ExclusiveLock);
+    return buf;
+}
+
+static relopt_enum_elt_def quantizer_values[] = {
+    {"none", 0},
+    {"fp16", 1},
+    {"sq8", 2},
+    {nullptr, 0},
+};
+
+void register_am_options() {
+    lflat_relopt_kind = add_reloption_kind();
+    add_enum_reloption(lflat_relopt_kind, "quantizer", "How vectors are stored in the index: none, fp16 or sq8",
+                       quantizer_values, 0, "Valid values are \"none\", \"fp16\" and \"sq8\".", AccessExclusiveLock);
+}
+
+void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,
+                               Cost* total_cost, Selectivity* selectivity, double* correlation, double* pages,
+                               double per_entry_cpu_factor) {
+    IndexOptInfo* index = path->indexinfo;
+    if (path->indexorderbys == NIL) {
+        // Without ORDER BY <op> the index cannot answer anything.
+        *startup_cost = *total_cost = 1.0e10;
+        *selectivity = 0;
+        *correlation = 0;
+        *pages = 0;
+        return;
+    }
+    double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
+    if (tuples < 1) tuples = 1;
+    double npages = index->pages > 0 ? index->pages : 1;
+    // One sequential pass over the index, one distance per entry; every
+    // tuple is then handed out in order, so selectivity is 1 and the heap
+    // fetches (which cost_index adds) scale with how many rows LIMIT takes.
+    *startup_cost = npages * seq_page_cost + tuples * cpu_operator_cost * per_entry_cpu_factor;
+    *total_cost = *startup_cost + tuples * cpu_index_tuple_cost;
+    *selectivity = 1.0;
+    *correlation = 0;
+    *pages = npages;
+}
+
+LVector* orderby_vector(ScanKey key, int dims) {
+    if (key->sk_flags & SK_ISNULL) return nullptr;
+    LVector* v = datum_to_lvector(key->sk_argument);
+    if (v->dim != dims)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("different lvector dimensions %d and %d", dims, static_cast<int>(v->dim))));
+    return v;
+}
+
+}  // namespace lrv::pg

@@ -1,0 +1,76 @@
+// What the three access methods share, written once: page special space and
+// checks, the metric an opclass implies, index dimensions, relation extension,
+// reloption kinds and the cost estimate of an ordered (ORDER BY <op>) scan.
+#pragma once
+
+#include "pg.h"
+
+extern "C" {
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "commands/progress.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+}
+
+#include "libravdb/core/distance.h"
+
+namespace lrv::pg {
+
+// Special space at the end of every index page.
+struct PageOpaque {
+    uint32 magic;  // one per access method
+    uint16 kind;   // PageKind
+    uint16 flags;  // reserved, zero
+};
+static_assert(sizeof(PageOpaque) == 8, "page special space is 8 bytes");
+
+enum PageKind : uint16 {
+    kPageMeta = 1,
+    kPageFlatData = 2,
+};
+
+constexpr Size kPageHeaderSize = MAXALIGN(SizeOfPageHeaderData);
+constexpr Size kSpecialSize = MAXALIGN(sizeof(PageOpaque));
+// Bytes of a page available to an access method between header and special.
+constexpr uint32 kPageDataSize = BLCKSZ - kPageHeaderSize - kSpecialSize;
+
+inline PageOpaque* page_opaque(Page page) { return reinterpret_cast<PageOpaque*>(PageGetSpecialPointer(page)); }
+inline char* page_data(Page page) { return reinterpret_cast<char*>(page) + kPageHeaderSize; }
+
+// PageInit plus our special space. `used` bytes of the data area count as
+// page contents (pd_lower), so WAL and checksums cover them.
+void init_page(Page page, uint32 magic, uint16 kind, Size used);
+
+// ereport(XX002) unless the page carries `magic` and `kind`.
+void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind);
+
+// The metric an index's opclass implies, from its distance support function.
+core::distance::Metric index_metric(Relation index);
+// The dimensions of the indexed lvector(n) column; ERROR when it has none.
+int index_dims(Relation index);
+
+// Appends a new page to the index and returns it pinned and exclusively
+// locked, not yet initialised.
+Buffer extend_index(Relation index);
+
+// Reloption kinds, registered once in _PG_init.
+void register_am_options();
+extern relopt_kind lflat_relopt_kind;
+
+// Cost of an ordered scan that reads `index_pages` once and evaluates a
+// distance per entry at `per_entry_cost`; paths without ORDER BY are refused.
+void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,
+                               Cost* total_cost, Selectivity* selectivity, double* correlation, double* pages,
+                               double per_entry_cpu_factor);
+
+// Reads an orderby key's lvector; returns nullptr for NULL.
+struct LVector;
+LVector* orderby_vector(ScanKey key, int dims);
+
+}  // namespace lrv::pg

@@ -1,0 +1,47 @@
+// libravdb_index_info(regclass): what an index of ours holds, as jsonb.
+#include "guard.h"
+#include "lflat.h"
+
+#include "libravdb/core/quantizer.h"
+
+extern "C" {
+#include "access/relation.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "utils/jsonb.h"
+}
+
+namespace {
+
+Oid am_oid(const char* name) { return get_index_am_oid(name, true); }
+
+Datum to_jsonb(const char* text) { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text)); }
+
+}  // namespace
+
+LRV_FUNCTION(lrv_index_info) {
+    Oid relid = PG_GETARG_OID(0);
+    Relation index = relation_open(relid, AccessShareLock);
+    if (index->rd_rel->relkind != RELKIND_INDEX)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not an index", RelationGetRelationName(index))));
+    Oid am = index->rd_rel->relam;
+    BlockNumber pages = RelationGetNumberOfBlocks(index);
+    char* json = nullptr;
+    if (am == am_oid("lflat")) {
+        auto meta = lrv::pg::lflat::read_meta(index);
+        json = psprintf(
+            "{\"am\": \"lflat\", \"dims\": %u, \"metric\": \"%s\", \"quantizer\": \"%s\", \"tuples\": %llu, "
+            "\"free_slots\": %llu, \"slots\": %llu, \"entry_bytes\": %u, \"pages\": %u, \"bytes\": %llu}",
+            meta.dims, lrv::core::distance::metric_name(static_cast<lrv::core::distance::Metric>(meta.metric)),
+            lrv::core::quantizer_name(static_cast<lrv::core::QuantizerKind>(meta.quantizer)),
+            static_cast<unsigned long long>(meta.n_live), static_cast<unsigned long long>(meta.n_free),
+            static_cast<unsigned long long>(meta.n_slots), meta.entry_size, pages,
+            static_cast<unsigned long long>(pages) * BLCKSZ);
+    } else {
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a LibraVDB index", RelationGetRelationName(index))));
+    }
+    relation_close(index, AccessShareLock);
+    PG_RETURN_DATUM(to_jsonb(json));
+}

@@ -1,0 +1,201 @@
+// Building an lflat index.
+//
+// One pass over the heap (two with sq8, whose value range is measured
+// first) appends entries to the byte stream of data pages in heap order.
+// Pages are filled in backend-local memory, handed to the buffer manager
+// when full, and WAL-logged in bulk with log_newpage_range at the end, as
+// Postgres's own sorted GiST build does: no per-tuple WAL during a build.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "guard.h"
+#include "lflat.h"
+#include "lvector.h"
+
+extern "C" {
+#include "catalog/index.h"
+#include "pgstat.h"
+#include "utils/backend_progress.h"
+#include "utils/memutils.h"
+}
+
+namespace lrv::pg::lflat {
+
+using core::flat::MetaPage;
+
+namespace {
+
+constexpr int kPhaseRange = 2;
+constexpr int kPhaseLoad = 3;
+
+struct BuildState {
+    Relation index;
+    MetaPage meta;
+    MemoryContext tmp;
+    uint8* entry;
+    // the data page being filled
+    PGAlignedBlock page;
+    uint32 page_used;
+    bool page_open;
+    double tuples;
+    // sq8 range
+    float lo, hi;
+};
+
+void flush_page(BuildState* st) {
+    Buffer buf = extend_index(st->index);
+    Page page = BufferGetPage(buf);
+    std::memcpy(page, st->page.data, BLCKSZ);
+    MarkBufferDirty(buf);
+    UnlockReleaseBuffer(buf);
+    st->page_open = false;
+}
+
+void open_page(BuildState* st) {
+    Page page = static_cast<Page>(st->page.data);
+    init_page(page, kMagic, kPageFlatData, kPageDataSize);
+    std::memset(page_data(page), 0, kPageDataSize);
+    st->page_used = 0;
+    st->page_open = true;
+}
+
+void append_bytes(BuildState* st, const uint8* bytes, uint32 len) {
+    while (len > 0) {
+        if (!st->page_open) open_page(st);
+        uint32 take = std::min(len, kPageDataSize - st->page_used);
+        std::memcpy(page_data(static_cast<Page>(st->page.data)) + st->page_used, bytes, take);
+        st->page_used += take;
+        bytes += take;
+        len -= take;
+        if (st->page_used == kPageDataSize) flush_page(st);
+    }
+}
+
+LVector* tuple_vector(BuildState* st, Datum value) {
+    LVector* v = datum_to_lvector(value);
+    if (v->dim != st->meta.dims)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("expected %u dimensions, not %d", st->meta.dims, static_cast<int>(v->dim))));
+    return v;
+}
+
+void range_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
+    auto* st = static_cast<BuildState*>(arg);
+    if (isnull[0]) return;
+    MemoryContext old = MemoryContextSwitchTo(st->tmp);
+    LVector* v = tuple_vector(st, values[0]);
+    for (int i = 0; i < v->dim; i++) {
+        st->lo = std::min(st->lo, v->x[i]);
+        st->hi = std::max(st->hi, v->x[i]);
+    }
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(st->tmp);
+}
+
+void load_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
+    auto* st = static_cast<BuildState*>(arg);
+    if (isnull[0]) return;
+    MemoryContext old = MemoryContextSwitchTo(st->tmp);
+    LVector* v = tuple_vector(st, values[0]);
+    encode_entry(st->meta, v->x, tid, st->entry);
+    append_bytes(st, st->entry, st->meta.entry_size);
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(st->tmp);
+    st->meta.n_slots++;
+    st->meta.n_live++;
+    st->tuples += 1;
+    if ((static_cast<int64>(st->tuples) & 1023) == 0)
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(st->tuples));
+}
+
+MetaPage initial_meta(Relation index) {
+    MetaPage m{};
+    m.magic = kMagic;
+    m.version = core::flat::kVersion;
+    m.metric = static_cast<uint8>(index_metric(index));
+    auto* opts = reinterpret_cast<Options*>(index->rd_options);
+    m.quantizer = static_cast<uint8>(opts ? opts->quantizer : 0);
+    m.dims = static_cast<uint32>(index_dims(index));
+    m.entry_size = static_cast<uint32>(core::flat::entry_size(static_cast<core::QuantizerKind>(m.quantizer), m.dims));
+    m.data_per_page = kPageDataSize;
+    m.sq_lo = 0;
+    m.sq_step = 1;
+    return m;
+}
+
+void write_meta_page(Relation index, ForkNumber fork, const MetaPage& meta, bool log) {
+    Buffer buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Assert(BufferGetBlockNumber(buf) == kMetaBlock);
+    if (log) {
+        GenericXLogState* state = GenericXLogStart(index);
+        Page page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+        init_page(page, kMagic, kPageMeta, 0);
+        put_meta(page, meta);
+        GenericXLogFinish(state);
+    } else {
+        Page page = BufferGetPage(buf);
+        init_page(page, kMagic, kPageMeta, 0);
+        put_meta(page, meta);
+        MarkBufferDirty(buf);
+    }
+    UnlockReleaseBuffer(buf);
+}
+
+}  // namespace
+
+IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
+    if (RelationGetNumberOfBlocks(index) != 0)
+        elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+    auto* st = static_cast<BuildState*>(palloc0(sizeof(BuildState)));
+    st->index = index;
+    st->meta = initial_meta(index);
+    st->tmp = AllocSetContextCreate(CurrentMemoryContext, "lflat build tuple", ALLOCSET_DEFAULT_SIZES);
+    st->entry = static_cast<uint8*>(palloc0(st->meta.entry_size));
+    st->lo = std::numeric_limits<float>::max();
+    st->hi = std::numeric_limits<float>::lowest();
+
+    // The metapage takes block 0 now; its final contents are written last.
+    write_meta_page(index, MAIN_FORKNUM, st->meta, false);
+
+    if (st->meta.quantizer == static_cast<uint8>(core::QuantizerKind::Sq8)) {
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRange);
+        table_index_build_scan(heap, index, info, true, true, range_callback, st, nullptr);
+        if (st->hi >= st->lo) {
+            st->meta.sq_lo = st->lo;
+            st->meta.sq_step = st->hi > st->lo ? (st->hi - st->lo) / 255.0f : 1.0f;
+        }
+    }
+
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLoad);
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(heap->rd_rel->reltuples));
+    double heap_tuples = table_index_build_scan(heap, index, info, true, true, load_callback, st, nullptr);
+    if (st->page_open) flush_page(st);
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(st->tuples));
+
+    Buffer buf = ReadBuffer(index, kMetaBlock);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    put_meta(BufferGetPage(buf), st->meta);
+    MarkBufferDirty(buf);
+    UnlockReleaseBuffer(buf);
+
+    if (RelationNeedsWAL(index))
+        log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+    auto* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
+    result->heap_tuples = heap_tuples;
+    result->index_tuples = st->tuples;
+    MemoryContextDelete(st->tmp);
+    return result;
+}
+
+// Unlogged tables: the init fork holds an empty index (just the metapage),
+// copied over the main fork at restart.
+void build_empty(Relation index) {
+    MetaPage meta = initial_meta(index);
+    write_meta_page(index, INIT_FORKNUM, meta, true);
+}
+
+}  // namespace lrv::pg::lflat

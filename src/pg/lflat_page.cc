@@ -1,0 +1,45 @@
+// lflat metapage access and entry encoding, shared by build, insert, scan
+// and vacuum.
+#include "lflat.h"
+
+#include <cstring>
+
+#include "libravdb/core/quantizer.h"
+
+namespace lrv::pg::lflat {
+
+using core::flat::MetaPage;
+
+MetaPage read_meta(Relation index) {
+    Buffer buf = ReadBuffer(index, kMetaBlock);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    check_page(index, kMetaBlock, page, kMagic, kPageMeta);
+    MetaPage meta;
+    std::memcpy(&meta, page_data(page), sizeof meta);
+    UnlockReleaseBuffer(buf);
+    core::flat::validate_meta(meta, kPageDataSize);
+    return meta;
+}
+
+void put_meta(Page page, const MetaPage& meta) {
+    std::memcpy(page_data(page), &meta, sizeof meta);
+    reinterpret_cast<PageHeader>(page)->pd_lower = static_cast<LocationIndex>(kPageHeaderSize + sizeof meta);
+}
+
+void encode_entry(const MetaPage& meta, const float* x, ItemPointer tid, uint8* entry) {
+    std::memset(entry, 0, meta.entry_size);
+    core::flat::EntryHeader h{};
+    core::flat::set_entry_tid(&h, to_core(tid));
+    h.flags = core::flat::kEntryLive;
+    core::QuantizerParams qp;
+    qp.kind = static_cast<core::QuantizerKind>(meta.quantizer);
+    qp.lo = meta.sq_lo;
+    qp.step = meta.sq_step;
+    h.residual = core::encode(qp, static_cast<core::distance::Metric>(meta.metric), x, meta.dims,
+                              entry + sizeof(core::flat::EntryHeader));
+    h.norm = core::vector_norm(x, meta.dims);
+    std::memcpy(entry, &h, sizeof h);
+}
+
+}  // namespace lrv::pg::lflat
