@@ -93,6 +93,9 @@ void run_pass(IndexScanDesc scan, ScanCore* sc) {
 
 IndexScanDesc begin_scan(Relation index, int nkeys, int norderbys) {
     IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+    // The AM provides the ORDER BY value arrays (as GiST does).
+    scan->xs_orderbyvals = static_cast<Datum*>(palloc0(sizeof(Datum) * Max(norderbys, 1)));
+    scan->xs_orderbynulls = static_cast<bool*>(palloc(sizeof(bool) * Max(norderbys, 1)));
     auto* st = static_cast<ScanState*>(palloc0(sizeof(ScanState)));
     LRV_GUARDED(st->core = new ScanCore());
     st->cleanup.func = destroy_core;
