@@ -250,3 +250,42 @@ CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lflat AS
 CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'lrv_index_info' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION libravdb_index_info(regclass) IS 'what a LibraVDB index holds: access method, dimensions, metric, quantizer, tuples, pages, bytes';
+
+-- Keeping vectors inline ------------------------------------------------------------------
+--
+-- A heap row is TOASTed once it passes ~2 kB, and lvector's storage (main)
+-- then lets Postgres compress it in place. Vectors that compress (integer
+-- pixels, sparse features) must then be decompressed on every read: on
+-- Fashion-MNIST a sequential k-NN scan runs ~5x slower that way. Tables that
+-- get an lvector column therefore get toast_tuple_target = 8160, so rows up to
+-- a page stay inline and uncompressed; larger rows are still compressed and
+-- moved out of line as usual. Set libravdb.keep_vectors_inline = off to opt
+-- out, or set toast_tuple_target yourself (an explicit value is kept).
+
+CREATE FUNCTION libravdb_keep_vectors_inline() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+DECLARE
+    cmd record;
+BEGIN
+    IF coalesce(current_setting('libravdb.keep_vectors_inline', true), 'on') NOT IN ('on', 'true', '1', 'yes') THEN
+        RETURN;
+    END IF;
+    FOR cmd IN
+        SELECT DISTINCT c.oid::regclass AS rel
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.oid = d.objid
+        WHERE d.classid = 'pg_class'::regclass
+          AND c.relkind IN ('r', 'm')
+          AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'toast_tuple_target=%')
+          AND EXISTS (SELECT 1 FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                        AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = a.atttypid AND t.typname = 'lvector'))
+    LOOP
+        EXECUTE format('ALTER TABLE %s SET (toast_tuple_target = 8160)', cmd.rel);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION libravdb_keep_vectors_inline() IS 'event trigger: new tables with lvector columns keep rows up to a page inline and uncompressed';
+
+CREATE EVENT TRIGGER libravdb_keep_vectors_inline ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW')
+    EXECUTE FUNCTION libravdb_keep_vectors_inline();

@@ -5,6 +5,10 @@
 
 #include "am_common.h"
 #include "guard.h"
+
+extern "C" {
+#include "utils/guc.h"
+}
 #include "libravdb/core/distance.h"
 
 extern "C" {
@@ -12,7 +16,18 @@ PG_MODULE_MAGIC;
 LRV_EXPORT void _PG_init(void);
 }
 
-void _PG_init(void) { lrv::pg::register_am_options(); }
+static bool keep_vectors_inline = true;
+
+void _PG_init(void) {
+    lrv::pg::register_am_options();
+    // Read by the libravdb_keep_vectors_inline event trigger (see the
+    // extension script); defined here so SET validates it and SHOW lists it.
+    DefineCustomBoolVariable("libravdb.keep_vectors_inline",
+                             "New tables with lvector columns keep rows up to a page inline and uncompressed.",
+                             "Sets toast_tuple_target = 8160 on tables that get an lvector column.",
+                             &keep_vectors_inline, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("libravdb");
+}
 
 namespace lrv::pg {
 
