@@ -1,0 +1,81 @@
+"""Recall, latency percentiles and throughput.
+
+Recall@k with ties
+------------------
+The exact top-k is not unique when several rows lie at the k-th distance
+(Fashion-MNIST pixels are integers, so equal distances happen). Comparing id
+sets would then punish a correct answer that picked other, equally near rows.
+So a returned id counts as correct when its true distance (recomputed here in
+float64 from the vectors, not taken from the server) is at most the true k-th
+distance, with a relative tolerance of TIE_RTOL for float rounding. Each
+distinct id counts once, and recall is correct / k: returning fewer than k rows
+costs recall, returning the same row twice gains nothing.
+"""
+
+import math
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from datasets import distances_to
+
+TIE_RTOL = 1e-6
+
+
+def recall_with_ties(result_ids: Sequence[int], result_true_dists: Sequence[float],
+                     kth_true_dist: float, k: int, rtol: float = TIE_RTOL) -> float:
+    """Recall@k of one result list; see the module comment for the rule."""
+    if k <= 0:
+        raise ValueError("k must be positive")
+    limit = kth_true_dist + rtol * max(abs(kth_true_dist), 1e-12)
+    seen = set()
+    correct = 0
+    for i, d in zip(list(result_ids)[:k], list(result_true_dists)[:k]):
+        if i in seen:
+            continue
+        seen.add(i)
+        if d <= limit:   # NaN and +inf never count
+            correct += 1
+    return correct / k
+
+
+def recall_by_ids(result_ids: Sequence[int], true_ids: Sequence[int], k: int) -> float:
+    """Plain set recall, for when the vectors are not at hand (no tie rule)."""
+    return len(set(list(result_ids)[:k]) & set(list(true_ids)[:k])) / k
+
+
+def mean_recall(results: Iterable[Sequence[int]], queries: np.ndarray, base: np.ndarray,
+                gt_dists: np.ndarray, metric: str, k: int) -> float:
+    """Mean tie-aware recall@k over queries; results[i] are the ids (row
+    numbers in base) returned for queries[i]."""
+    total, count = 0.0, 0
+    for i, ids in enumerate(results):
+        ids = [int(x) for x in ids]
+        valid = [x for x in ids if 0 <= x < len(base)]
+        d = distances_to(queries[i], base[valid], metric) if valid else np.array([])
+        dist_of = dict(zip(valid, d))
+        dists = [dist_of.get(x, math.inf) for x in ids]
+        total += recall_with_ties(ids, dists, float(gt_dists[i, k - 1]), k)
+        count += 1
+    return total / count if count else float("nan")
+
+
+def latency_summary(latencies_s: Sequence[float], wall_s: Optional[float] = None) -> dict:
+    """Percentiles in milliseconds (linear interpolation) and queries per second.
+    With one client, QPS is the count over the wall time of the timed loop
+    (wall_s; the sum of latencies when not given)."""
+    lat = np.asarray(latencies_s, dtype=np.float64)
+    if lat.size == 0:
+        raise ValueError("no latencies")
+    wall = float(wall_s) if wall_s is not None else float(lat.sum())
+    p50, p95, p99 = np.percentile(lat, [50, 95, 99]) * 1e3
+    return {
+        "queries": int(lat.size),
+        "qps": lat.size / wall if wall > 0 else float("inf"),
+        "mean_ms": float(lat.mean() * 1e3),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "min_ms": float(lat.min() * 1e3),
+        "max_ms": float(lat.max() * 1e3),
+    }

@@ -1,0 +1,141 @@
+"""The registry of benchmark targets.
+
+A table layout (TableSpec) says how the data is stored: which extension and
+type, which table options and column storage. A target says what is measured
+on one table: the metric, an optional index build (with a sweep of build
+parameters), a sweep of search settings applied with SET before the queries,
+and an optional filter. Runs with the same table share one load.
+
+Adding an index target later is a registry entry, e.g.
+
+    Target("lvector-lhnsw-l2", table="lvector", metric="l2", kind="index",
+           index_sql="CREATE INDEX {index} ON {table} USING lhnsw (embedding {opclass}) "
+                     "WITH (m = {m}, ef_construction = {ef_construction})",
+           build_params=[{"m": 16, "ef_construction": 64}],
+           search_sql=["SET libravdb.hnsw_ef_search = {ef_search}"],
+           search_params=[{"ef_search": e} for e in (10, 20, 40, 80, 160)],
+           expect_node="Index Scan", baseline="pgvector-hnsw-l2")
+
+and the harness measures build time, index size (pg_relation_size) and WAL
+bytes (pg_current_wal_lsn before and after) for it.
+"""
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Optional
+
+OPERATORS = {"l2": "<->", "ip": "<#>", "cosine": "<=>", "l1": "<+>"}
+OPCLASS_SUFFIX = {"l2": "l2_ops", "ip": "ip_ops", "cosine": "cosine_ops", "l1": "l1_ops"}
+EXTENSION_OF = {"lvector": "libravdb", "vector": "vector"}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    key: str
+    table: str
+    type_name: str                    # lvector | vector
+    options: str = ""                 # contents of WITH (...)
+    storage: Optional[str] = None     # ALTER COLUMN embedding SET STORAGE ...
+    description: str = ""
+
+    @property
+    def extension(self) -> str:
+        return EXTENSION_OF[self.type_name]
+
+
+TABLES = {t.key: t for t in [
+    TableSpec("lvector", "items", "lvector",
+              description="lvector, default storage (STORAGE main: pglz-compressed inline when the row "
+                          "exceeds toast_tuple_target, 2032 bytes by default)"),
+    TableSpec("lvector-tt8160", "items_tt8160", "lvector", options="toast_tuple_target = 8160",
+              description="lvector, WITH (toast_tuple_target = 8160): rows stay inline and uncompressed"),
+    TableSpec("pgvector", "items_pgvector", "vector",
+              description="pgvector vector, default storage (STORAGE external: moved out of line to "
+                          "TOAST when the row exceeds 2032 bytes)"),
+    TableSpec("pgvector-tt8160", "items_pgvector_tt8160", "vector", options="toast_tuple_target = 8160",
+              description="pgvector vector, WITH (toast_tuple_target = 8160): rows stay inline"),
+]}
+
+
+@dataclass
+class Target:
+    name: str
+    table: str                        # key into TABLES
+    metric: str                       # l2 | ip | cosine | l1
+    kind: str = "exact"               # exact | index
+    index_sql: Optional[str] = None   # with {index}, {table}, {opclass} and build params
+    build_params: list = field(default_factory=lambda: [{}])
+    search_sql: list = field(default_factory=list)   # SET statements with search params
+    search_params: list = field(default_factory=lambda: [{}])
+    filter: Optional[str] = None      # category (10 % of rows) | category100 (1 %)
+    expect_node: str = "Seq Scan"     # the plan must contain this node, or the point is flagged
+    baseline: Optional[str] = None    # target whose QPS this one is compared with
+    default: bool = True              # part of the run when --targets is not given
+
+    @property
+    def spec(self) -> TableSpec:
+        return TABLES[self.table]
+
+    @property
+    def opclass(self) -> str:
+        return f"{self.spec.type_name}_{OPCLASS_SUFFIX[self.metric]}"
+
+    def query_sql(self, k: int) -> str:
+        where = f" WHERE {self.filter} = %s" if self.filter else ""
+        return (f"SELECT id FROM {self.spec.table}{where} "
+                f"ORDER BY embedding {OPERATORS[self.metric]} %s LIMIT {int(k)}")
+
+
+def _exact_targets() -> list:
+    out = []
+    for key in TABLES:
+        for metric in ("l2", "ip", "cosine"):
+            base = None
+            if TABLES[key].type_name == "lvector":
+                base = f"{key.replace('lvector', 'pgvector')}-exact-{metric}"
+            out.append(Target(f"{key}-exact-{metric}", key, metric, baseline=base))
+        # Filtered exact scans: not in the default run; the seq scan applies the
+        # filter before computing distances.
+        for col, tag in (("category", "f10"), ("category100", "f1")):
+            base = f"{key.replace('lvector', 'pgvector')}-exact-l2-{tag}" if TABLES[key].type_name == "lvector" else None
+            out.append(Target(f"{key}-exact-l2-{tag}", key, "l2", filter=col, baseline=base, default=False))
+    return out
+
+
+def _pgvector_index_targets() -> list:
+    # Opt-in reference points for the index benchmarks to come.
+    return [
+        Target("pgvector-hnsw-l2", "pgvector-tt8160", "l2", kind="index",
+               index_sql="CREATE INDEX {index} ON {table} USING hnsw (embedding {opclass}) "
+                         "WITH (m = {m}, ef_construction = {ef_construction})",
+               build_params=[{"m": 16, "ef_construction": 64}],
+               search_sql=["SET hnsw.ef_search = {ef_search}"],
+               search_params=[{"ef_search": e} for e in (10, 20, 40, 80, 160, 320)],
+               expect_node="Index Scan", default=False),
+        Target("pgvector-ivfflat-l2", "pgvector-tt8160", "l2", kind="index",
+               index_sql="CREATE INDEX {index} ON {table} USING ivfflat (embedding {opclass}) "
+                         "WITH (lists = {lists})",
+               build_params=[{"lists": 245}],
+               search_sql=["SET ivfflat.probes = {probes}"],
+               search_params=[{"probes": p} for p in (1, 2, 4, 8, 16, 32)],
+               expect_node="Index Scan", default=False),
+    ]
+
+
+REGISTRY = {t.name: t for t in _exact_targets() + _pgvector_index_targets()}
+
+
+def select(patterns: Optional[str]) -> list:
+    """Targets named by a comma-separated list of names or shell patterns
+    (lvector-*, *-exact-l2); the default set when patterns is empty."""
+    if not patterns:
+        return [t for t in REGISTRY.values() if t.default]
+    chosen = []
+    for pat in (p.strip() for p in patterns.split(",") if p.strip()):
+        hits = [n for n in REGISTRY if fnmatch.fnmatchcase(n, pat)]
+        if not hits:
+            raise ValueError(f"no target matches {pat!r}; targets are: {', '.join(REGISTRY)}")
+        for n in hits:
+            if REGISTRY[n] not in chosen:
+                chosen.append(REGISTRY[n])
+    return chosen

@@ -1,0 +1,349 @@
+"""Unit tests of the benchmark logic on tiny data. No server needed."""
+
+import gzip
+import math
+import os
+import struct
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import datasets  # noqa: E402
+import metrics  # noqa: E402
+import pgload  # noqa: E402
+import targets  # noqa: E402
+
+
+class TempCache(unittest.TestCase):
+    """Points LIBRAVDB_CACHE at a temporary folder for the test."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.tmp = self._tmp.name
+        self._old = os.environ.get("LIBRAVDB_CACHE")
+        os.environ["LIBRAVDB_CACHE"] = os.path.join(self.tmp, "cache")
+
+    def tearDown(self):
+        if self._old is None:
+            os.environ.pop("LIBRAVDB_CACHE", None)
+        else:
+            os.environ["LIBRAVDB_CACHE"] = self._old
+        self._tmp.cleanup()
+
+
+def naive_topk(queries, base, metric, k):
+    """The obvious double loop, as the reference."""
+    ids, dists = [], []
+    for q in queries.astype(np.float64):
+        d = []
+        for j, x in enumerate(base.astype(np.float64)):
+            if metric == "l2":
+                v = math.sqrt(((x - q) ** 2).sum())
+            elif metric == "ip":
+                v = -float(x @ q)
+            else:
+                nx, nq = np.linalg.norm(x), np.linalg.norm(q)
+                v = 1.0 - float(x @ q) / (nx * nq) if nx > 0 and nq > 0 else math.inf
+            d.append((v, j))
+        d.sort()
+        ids.append([j for _, j in d[:k]])
+        dists.append([v for v, _ in d[:k]])
+    return np.array(ids), np.array(dists)
+
+
+class RecallTest(unittest.TestCase):
+    def test_exact_match_is_one(self):
+        self.assertEqual(metrics.recall_with_ties([1, 2, 3], [0.1, 0.2, 0.3], 0.3, 3), 1.0)
+
+    def test_tie_at_kth_distance_counts(self):
+        # True top-2 is {1, 2} with the 2nd at 0.5; row 7 also lies at 0.5.
+        self.assertEqual(metrics.recall_with_ties([1, 7], [0.1, 0.5], 0.5, 2), 1.0)
+        # Rounding noise at the tie still counts; a clearly farther row does not.
+        self.assertEqual(metrics.recall_with_ties([1, 7], [0.1, 0.5 * (1 + 1e-9)], 0.5, 2), 1.0)
+        self.assertEqual(metrics.recall_with_ties([1, 8], [0.1, 0.51], 0.5, 2), 0.5)
+
+    def test_duplicates_short_lists_and_nan(self):
+        self.assertEqual(metrics.recall_with_ties([1, 1], [0.1, 0.1], 0.5, 2), 0.5)
+        self.assertEqual(metrics.recall_with_ties([1], [0.1], 0.5, 4), 0.25)
+        self.assertEqual(metrics.recall_with_ties([1, 2], [math.nan, math.inf], 0.5, 2), 0.0)
+        self.assertEqual(metrics.recall_with_ties([1, 2, 3], [0.1, 0.2, 0.3], 0.3, 2), 1.0)
+
+    def test_zero_kth_distance(self):
+        # A query equal to a base row: k-th distance 0; another copy of it ties.
+        self.assertEqual(metrics.recall_with_ties([4], [0.0], 0.0, 1), 1.0)
+        self.assertEqual(metrics.recall_with_ties([4], [1e-3], 0.0, 1), 0.0)
+
+    def test_by_ids(self):
+        self.assertEqual(metrics.recall_by_ids([1, 2, 9], [1, 2, 3], 3), 2 / 3)
+
+    def test_mean_recall_with_duplicate_rows(self):
+        base = np.array([[0, 0], [1, 0], [1, 0], [5, 5], [9, 9]], dtype=np.float32)
+        queries = np.array([[0.1, 0]], dtype=np.float32)
+        ids, dists = datasets.brute_force_topk(queries, base, "l2", 3)
+        self.assertEqual(list(ids[0]), [0, 1, 2])
+        # k = 2: the true 2nd is row 1 at the same distance as row 2.
+        self.assertEqual(metrics.mean_recall([[0, 2]], queries, base, dists, "l2", 2), 1.0)
+        self.assertEqual(metrics.mean_recall([[0, 3]], queries, base, dists, "l2", 2), 0.5)
+        # Ids outside the table count as wrong, not as a crash.
+        self.assertEqual(metrics.mean_recall([[0, 99]], queries, base, dists, "l2", 2), 0.5)
+
+    def test_latency_summary(self):
+        s = metrics.latency_summary([0.001 * i for i in range(1, 101)], wall_s=10.0)
+        self.assertAlmostEqual(s["qps"], 10.0)
+        self.assertAlmostEqual(s["p50_ms"], 50.5)
+        self.assertAlmostEqual(s["p95_ms"], 95.05)
+        self.assertAlmostEqual(s["p99_ms"], 99.01)
+        self.assertEqual(s["queries"], 100)
+        self.assertAlmostEqual(metrics.latency_summary([0.5, 0.5])["qps"], 2.0)
+        with self.assertRaises(ValueError):
+            metrics.latency_summary([])
+
+
+class GroundTruthTest(TempCache):
+    def test_matches_naive_for_every_metric(self):
+        rng = np.random.default_rng(3)
+        base = rng.normal(size=(300, 7)).astype(np.float32)
+        base[5] = 0.0                                          # a zero vector for cosine
+        base[17] = base[16]                                    # an exact duplicate: a tie
+        queries = rng.normal(size=(13, 7)).astype(np.float32)
+        for metric in datasets.METRICS:
+            want_ids, want_d = naive_topk(queries, base, metric, 20)
+            # A tiny budget forces many query and base blocks.
+            got_ids, got_d = datasets.brute_force_topk(queries, base, metric, 20, budget_bytes=4096)
+            np.testing.assert_allclose(got_d, want_d, rtol=1e-9, atol=1e-9, err_msg=metric)
+            np.testing.assert_array_equal(got_ids, want_ids, err_msg=metric)
+        _, d = datasets.brute_force_topk(queries, base, "cosine", 300)
+        self.assertTrue(np.all(np.isinf(d[:, -1])))            # the zero vector sorts last
+
+    def test_k_larger_than_base(self):
+        ids, d = datasets.brute_force_topk(np.ones((2, 3), np.float32), np.eye(3, dtype=np.float32), "ip", 100)
+        self.assertEqual(ids.shape, (2, 3))
+
+    def test_cached_and_prefix_reused(self):
+        rng = np.random.default_rng(4)
+        ds = datasets.Dataset("t", "tiny", rng.normal(size=(50, 4)).astype(np.float32),
+                              rng.normal(size=(20, 4)).astype(np.float32))
+        ids20, d20 = datasets.ground_truth(ds, "l2", 20)
+        files = os.listdir(os.path.join(ds.cache_dir, "gt"))
+        self.assertEqual(sorted(files), ["n50-l2-k100-q20-dist.npy", "n50-l2-k100-q20-ids.npy"])
+        ids5, d5 = datasets.ground_truth(ds, "l2", 5)          # served from the 20-query file
+        self.assertEqual(len(os.listdir(os.path.join(ds.cache_dir, "gt"))), 2)
+        np.testing.assert_array_equal(ids5, ids20[:5])
+        want, _ = naive_topk(ds.queries[:5], ds.base, "l2", 50)
+        np.testing.assert_array_equal(ids5, want)
+        sub = ds.subset(30)                                    # another base size: its own file
+        ids_sub, _ = datasets.ground_truth(sub, "l2", 5)
+        self.assertTrue(np.all(ids_sub < 30))
+
+    def test_filtered(self):
+        rng = np.random.default_rng(5)
+        ds = datasets.Dataset("t", "tinyf", rng.normal(size=(80, 3)).astype(np.float32),
+                              rng.normal(size=(6, 3)).astype(np.float32))
+        rows = np.arange(80) % 4
+        qv = np.array([0, 1, 2, 3, 0, 1])
+        ids, d = datasets.filtered_ground_truth(ds, "l2", 6, "category", rows, qv, k=30)
+        for i in range(6):
+            match = np.nonzero(rows == qv[i])[0]
+            want, wd = naive_topk(ds.queries[i:i + 1], ds.base[match], "l2", 30)
+            np.testing.assert_array_equal(ids[i, :20], match[want[0]])
+            self.assertTrue(np.all(ids[i, 20:] == -1) and np.all(np.isinf(d[i, 20:])))
+
+
+class FileFormatTest(TempCache):
+    def test_xvecs_round_trips(self):
+        rng = np.random.default_rng(6)
+        f = rng.normal(size=(9, 5)).astype(np.float32)
+        i = rng.integers(-1000, 1000, size=(4, 100)).astype(np.int32)
+        b = rng.integers(0, 256, size=(7, 3)).astype(np.uint8)
+        for ext, arr, w, r in (("fvecs", f, datasets.write_fvecs, datasets.read_fvecs),
+                               ("ivecs", i, datasets.write_ivecs, datasets.read_ivecs),
+                               ("bvecs", b, datasets.write_bvecs, datasets.read_bvecs)):
+            path = os.path.join(self.tmp, "a." + ext)
+            w(path, arr)
+            np.testing.assert_array_equal(r(path), arr)
+            got = datasets.read_vectors(path)
+            self.assertEqual(got.dtype, np.float32)
+            np.testing.assert_array_equal(got, arr.astype(np.float32))
+        # The layout itself: int32 dimension count, then the elements, little-endian.
+        path = os.path.join(self.tmp, "one.fvecs")
+        datasets.write_fvecs(path, np.array([[1.5, -2.0]], dtype=np.float32))
+        self.assertEqual(open(path, "rb").read(), struct.pack("<iff", 2, 1.5, -2.0))
+        path = os.path.join(self.tmp, "one.bvecs")
+        datasets.write_bvecs(path, np.array([[7, 255, 0]], dtype=np.uint8))
+        self.assertEqual(open(path, "rb").read(), struct.pack("<i", 3) + bytes([7, 255, 0]))
+
+    def test_npy(self):
+        arr = np.arange(12, dtype=np.float64).reshape(3, 4)
+        path = os.path.join(self.tmp, "a.npy")
+        np.save(path, arr)
+        got = datasets.read_vectors(path)
+        self.assertEqual(got.dtype, np.float32)
+        np.testing.assert_array_equal(got, arr)
+        np.save(path, np.arange(3))
+        with self.assertRaises(ValueError):
+            datasets.read_vectors(path)
+
+    def test_bad_files(self):
+        path = os.path.join(self.tmp, "bad.fvecs")
+        with open(path, "wb") as f:
+            f.write(struct.pack("<iff", 2, 1.0, 2.0) + b"\x01")
+        with self.assertRaises(ValueError):
+            datasets.read_fvecs(path)
+        with open(path, "wb") as f:
+            f.write(struct.pack("<iff", 2, 1.0, 2.0) + struct.pack("<iff", 3, 1.0, 2.0)[:12])
+        with self.assertRaises(ValueError):
+            datasets.read_fvecs(path)
+        with self.assertRaises(ValueError):
+            datasets.read_vectors(os.path.join(self.tmp, "x.csv"))
+
+    def test_idx_parsing(self):
+        images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+        labels = np.array([9, 0], dtype=np.uint8)
+        for name in ("img.idx", "img.idx.gz"):
+            path = os.path.join(self.tmp, name)
+            datasets.write_idx(path, images)
+            np.testing.assert_array_equal(datasets.read_idx(path), images)
+        # Byte layout written by hand: magic 0x00000803 and big-endian sizes.
+        raw = bytes([0, 0, 8, 3]) + struct.pack(">III", 2, 3, 4) + images.tobytes()
+        path = os.path.join(self.tmp, "hand-idx3-ubyte.gz")
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+        np.testing.assert_array_equal(datasets.read_idx(path), images)
+        path = os.path.join(self.tmp, "labels.idx")
+        with open(path, "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + labels.tobytes())
+        np.testing.assert_array_equal(datasets.read_idx(path), labels)
+        f32 = np.array([[1.5, -2.0]], dtype=np.float32)
+        path = os.path.join(self.tmp, "f.idx")
+        datasets.write_idx(path, f32)
+        np.testing.assert_array_equal(datasets.read_idx(path), f32)
+        with open(path, "wb") as f:
+            f.write(bytes([1, 0, 8, 1]) + struct.pack(">I", 2) + labels.tobytes())
+        with self.assertRaises(ValueError):
+            datasets.read_idx(path)
+        with open(path, "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + labels.tobytes())
+        with self.assertRaises(ValueError):
+            datasets.read_idx(path)
+
+    def test_fashion_mnist_conversion_and_cache(self):
+        src = os.path.join(self.tmp, "fm")
+        os.makedirs(src)
+        rng = np.random.default_rng(8)
+        train, test = (rng.integers(0, 256, (n, 28, 28)).astype(np.uint8) for n in (6, 3))
+        datasets.write_idx(os.path.join(src, "train-images-idx3-ubyte.gz"), train)
+        datasets.write_idx(os.path.join(src, "t10k-images-idx3-ubyte.gz"), test)
+        datasets.write_idx(os.path.join(src, "train-labels-idx1-ubyte.gz"), np.arange(6, dtype=np.uint8))
+        datasets.write_idx(os.path.join(src, "t10k-labels-idx1-ubyte.gz"), np.arange(3, dtype=np.uint8))
+        old = os.environ.get("LIBRAVDB_FASHION_MNIST")
+        os.environ["LIBRAVDB_FASHION_MNIST"] = src
+        try:
+            ds = datasets.load("fashion-mnist")
+        finally:
+            if old is None:
+                os.environ.pop("LIBRAVDB_FASHION_MNIST")
+            else:
+                os.environ["LIBRAVDB_FASHION_MNIST"] = old
+        self.assertEqual(ds.base.shape, (6, 784))
+        self.assertEqual(ds.base.dtype, np.float32)
+        np.testing.assert_array_equal(ds.base, train.reshape(6, 784))
+        np.testing.assert_array_equal(ds.queries, test.reshape(3, 784))
+        np.testing.assert_array_equal(ds.labels, np.arange(6))
+        self.assertTrue(os.path.exists(os.path.join(ds.cache_dir, "base.npy")))
+        self.assertEqual(datasets.load("fashion-mnist").base.shape, (6, 784))   # from the cache now
+
+    def test_clustered_is_deterministic(self):
+        a = datasets.load("clustered:500:8")
+        self.assertEqual(a.base.shape, (500, 8))
+        self.assertEqual(a.base.dtype, np.float32)
+        b = datasets.clustered(500, 8)
+        np.testing.assert_array_equal(a.base, b.base)
+        import shutil
+        shutil.rmtree(a.cache_dir)
+        c = datasets.clustered(500, 8)                          # regenerated from the seed
+        np.testing.assert_array_equal(a.base, c.base)
+        np.testing.assert_array_equal(a.queries, c.queries)
+        self.assertEqual(datasets.load("clustered:1k:4").base.shape, (1000, 4))
+        cat, cat100 = a.categories()
+        self.assertTrue(np.all(cat100 // 10 == cat))
+        self.assertEqual(set(np.unique(cat100)) <= set(range(100)), True)
+
+    def test_path_dataset(self):
+        rng = np.random.default_rng(9)
+        base = rng.normal(size=(40, 3)).astype(np.float32)
+        q = rng.normal(size=(5, 3)).astype(np.float32)
+        datasets.write_fvecs(os.path.join(self.tmp, "toy_base.fvecs"), base)
+        datasets.write_fvecs(os.path.join(self.tmp, "toy_query.fvecs"), q)
+        ds = datasets.load(os.path.join(self.tmp, "toy_base.fvecs"))
+        np.testing.assert_array_equal(ds.base, base)
+        np.testing.assert_array_equal(ds.queries, q)
+        np.save(os.path.join(self.tmp, "alone.npy"), base)
+        ds = datasets.load(os.path.join(self.tmp, "alone.npy"))
+        self.assertEqual((len(ds.base), len(ds.queries)), (36, 4))   # held-out queries
+        np.testing.assert_array_equal(ds.queries, base[36:])
+        with self.assertRaises(ValueError):
+            datasets.load("nonsense")
+
+
+class CopyEncoderTest(unittest.TestCase):
+    def test_vector_bytes_match_lvector_recv(self):
+        # int16 dim, int16 zero, float4 elements, all big-endian.
+        want = struct.pack(">hh", 3, 0) + struct.pack(">fff", 1.0, -2.5, 3.25)
+        self.assertEqual(pgload.encode_vector([1.0, -2.5, 3.25]), want)
+
+    def test_copy_rows(self):
+        vecs = np.array([[1.0, 2.0], [-0.5, 1e-3]], dtype=np.float32)
+        got = pgload.encode_copy_rows([np.array([7, 8]), np.array([3, 4]), np.array([30, 41])], vecs)
+        want = b""
+        for i in range(2):
+            want += struct.pack(">h", 4)
+            for v in ([7, 8][i], [3, 4][i], [30, 41][i]):
+                want += struct.pack(">ii", 4, v)
+            vec = pgload.encode_vector(vecs[i])
+            want += struct.pack(">i", len(vec)) + vec
+        self.assertEqual(got, want)
+        self.assertEqual(pgload.COPY_HEADER, b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)
+        self.assertEqual(pgload.COPY_TRAILER, b"\xff\xff")
+        with self.assertRaises(ValueError):
+            pgload.encode_copy_rows([np.array([1])], vecs)
+
+    def test_vector_text_round_trips_float4(self):
+        v = np.array([0.1, -3.0, 1e-7, 123456.78], dtype=np.float32)
+        text = pgload.vector_text(v)
+        self.assertTrue(text.startswith("[") and text.endswith("]"))
+        back = np.array([float(x) for x in text[1:-1].split(",")], dtype=np.float32)
+        np.testing.assert_array_equal(back, v)
+        self.assertEqual(pgload.vector_text(np.array([1, 0, 255], np.float32)), "[1,0,255]")
+
+
+class RegistryTest(unittest.TestCase):
+    def test_defaults_and_patterns(self):
+        default = targets.select(None)
+        self.assertTrue(default and all(t.default and t.kind == "exact" for t in default))
+        self.assertEqual({t.metric for t in default}, {"l2", "ip", "cosine"})
+        names = [t.name for t in targets.select("lvector-exact-*")]
+        self.assertIn("lvector-exact-l2", names)
+        self.assertNotIn("lvector-tt8160-exact-l2", names)
+        with self.assertRaises(ValueError):
+            targets.select("no-such-target")
+
+    def test_baselines_exist_and_sql(self):
+        for t in targets.REGISTRY.values():
+            if t.baseline:
+                self.assertIn(t.baseline, targets.REGISTRY, t.name)
+                self.assertEqual(targets.REGISTRY[t.baseline].metric, t.metric)
+            self.assertIn(t.table, targets.TABLES)
+        t = targets.REGISTRY["lvector-exact-ip"]
+        self.assertEqual(t.query_sql(10), "SELECT id FROM items ORDER BY embedding <#> %s LIMIT 10")
+        t = targets.REGISTRY["pgvector-exact-l2-f10"]
+        self.assertEqual(t.query_sql(5), "SELECT id FROM items_pgvector WHERE category = %s "
+                                         "ORDER BY embedding <-> %s LIMIT 5")
+        self.assertEqual(targets.REGISTRY["pgvector-hnsw-l2"].opclass, "vector_l2_ops")
+
+
+if __name__ == "__main__":
+    unittest.main()
