@@ -12,14 +12,23 @@ INSERT INTO fl VALUES (2001, 1, '[0,0,0,0,0,0,0,0]'), (2002, 2, NULL);
 CREATE TABLE flq AS SELECT i AS qid, (SELECT array_agg((random() * 10 - 5)::real) FROM generate_series(1, 8) WHERE i > 0)::lvector(8) AS q
 FROM generate_series(1, 10) i;
 
--- ids of the k nearest rows, with and without the index
-CREATE FUNCTION knn(op text, q lvector, k int, filter text, use_index bool) RETURNS int[] LANGUAGE plpgsql AS $$
-DECLARE r int[];
+-- distances of the k nearest rows in the order returned, with or without the
+-- index (fails unless the plan is the one asked for). Comparing distances
+-- rather than ids keeps ties at the k-th place from mattering.
+CREATE FUNCTION knn(op text, q lvector, k int, filter text, use_index bool) RETURNS float8[] LANGUAGE plpgsql AS $$
+DECLARE r float8[]; sql text; plan text := ''; line text;
 BEGIN
     EXECUTE format('SET LOCAL enable_indexscan = %s', use_index);
     EXECUTE format('SET LOCAL enable_seqscan = %s', NOT use_index);
-    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM fl WHERE %s ORDER BY v %s $1, id LIMIT %s) s', filter, op, k)
-        INTO r USING q;
+    sql := format('SELECT array_agg(d) FROM (SELECT v %s $1 AS d FROM fl WHERE %s ORDER BY v %s $1 LIMIT %s) s',
+                  op, filter, op, k);
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || replace(sql, '$1', quote_literal(q::text) || '::lvector') LOOP
+        plan := plan || line || E'\n';
+    END LOOP;
+    IF use_index <> (plan LIKE '%Index Scan using fl_%') THEN
+        RAISE EXCEPTION 'unexpected plan for %: %', sql, plan;
+    END IF;
+    EXECUTE sql INTO r USING q;
     RETURN r;
 END $$;
 -- counts queries whose index answer differs from the sequential answer

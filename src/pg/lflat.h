@@ -27,11 +27,12 @@ inline core::flat::HeapTid to_core(ItemPointer tid) {
     return core::flat::HeapTid{ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid)};
 }
 inline void from_key(uint64 key, ItemPointer tid) {
+    key &= ~core::flat::kNullTidBit;
     ItemPointerSet(tid, static_cast<BlockNumber>(key >> 16), static_cast<OffsetNumber>(key & 0xffff));
 }
 
-// Fills `entry` (meta.entry_size bytes) for vector x; returns false for a
-// vector the index skips.
+// Fills `entry` (meta.entry_size bytes) for vector x, or for a NULL vector
+// when x is null (NULLs are indexed so an index scan returns every row).
 void encode_entry(const core::flat::MetaPage& meta, const float* x, ItemPointer tid, uint8* entry);
 
 // Access method callbacks.

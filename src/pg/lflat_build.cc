@@ -95,10 +95,9 @@ void range_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
 
 void load_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
     auto* st = static_cast<BuildState*>(arg);
-    if (isnull[0]) return;
     MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = tuple_vector(st, values[0]);
-    encode_entry(st->meta, v->x, tid, st->entry);
+    LVector* v = isnull[0] ? nullptr : tuple_vector(st, values[0]);
+    encode_entry(st->meta, v ? v->x : nullptr, tid, st->entry);
     append_bytes(st, st->entry, st->meta.entry_size);
     MemoryContextSwitchTo(old);
     MemoryContextReset(st->tmp);

@@ -113,12 +113,10 @@ void release_pages(Buffer* bufs, int n) {
 
 bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relation heap,
             IndexUniqueCheck check_unique, bool index_unchanged, IndexInfo* info) {
-    if (isnull[0]) return false;
-
     MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lflat insert", ALLOCSET_SMALL_SIZES);
     MemoryContext old = MemoryContextSwitchTo(tmp);
 
-    LVector* v = datum_to_lvector(values[0]);
+    LVector* v = isnull[0] ? nullptr : datum_to_lvector(values[0]);
 
     Buffer metabuf = ReadBuffer(index, kMetaBlock);
     LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
@@ -127,12 +125,12 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     MetaPage meta;
     std::memcpy(&meta, page_data(metapage), sizeof meta);
     core::flat::validate_meta(meta, kPageDataSize);
-    if (v->dim != meta.dims)
+    if (v != nullptr && v->dim != meta.dims)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("expected %u dimensions, not %d", meta.dims, static_cast<int>(v->dim))));
 
     uint8* entry = static_cast<uint8*>(palloc(meta.entry_size));
-    encode_entry(meta, v->x, tid, entry);
+    encode_entry(meta, v ? v->x : nullptr, tid, entry);
 
     MetaPage next = meta;
     uint64 slot = choose_slot(index, &next);

@@ -31,6 +31,11 @@ void encode_entry(const MetaPage& meta, const float* x, ItemPointer tid, uint8* 
     std::memset(entry, 0, meta.entry_size);
     core::flat::EntryHeader h{};
     core::flat::set_entry_tid(&h, to_core(tid));
+    if (x == nullptr) {
+        h.flags = core::flat::kEntryNull;
+        std::memcpy(entry, &h, sizeof h);
+        return;
+    }
     h.flags = core::flat::kEntryLive;
     core::QuantizerParams qp;
     qp.kind = static_cast<core::QuantizerKind>(meta.quantizer);

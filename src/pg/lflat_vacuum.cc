@@ -42,7 +42,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             uint32 off = static_cast<uint32>(slot * meta.entry_size - page_start);
             EntryHeader h;
             std::memcpy(&h, page_data(page) + off, sizeof h);
-            if (h.flags != core::flat::kEntryLive) continue;
+            if (h.flags != core::flat::kEntryLive && h.flags != core::flat::kEntryNull) continue;
             ItemPointerData tid;
             ItemPointerSet(&tid, core::flat::entry_tid(h).block, core::flat::entry_tid(h).offset);
             if (!callback(&tid, callback_state)) {

@@ -7,6 +7,10 @@
 //
 // Kernels accumulate in float32 (as a search engine must, for speed); callers
 // that need a reference use double precision themselves (see the unit tests).
+// Within one ISA a result depends only on n and the values, bit for bit: not
+// on addresses or operand order, so a heap tuple, an index page and a query
+// give the same distance for the same pair. Different ISAs may differ in the
+// last bits (they add in different orders).
 #pragma once
 #include "libravdb/core/fence.h"
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "libravdb/core/error.h"
@@ -63,10 +64,16 @@ void Pass::push(const Hit& h) {
 void Pass::consider(const std::uint8_t* entry) {
     EntryHeader h;
     std::memcpy(&h, entry, sizeof h);
-    if (h.flags != kEntryLive) return;
     Hit hit;
     hit.tid = entry_tid(h).key();
-    hit.key = coder_ ? coder_->lower_bound(entry + sizeof(EntryHeader), h.residual, h.norm) : 0.0;
+    if (h.flags == kEntryLive) {
+        hit.key = coder_ ? coder_->lower_bound(entry + sizeof(EntryHeader), h.residual, h.norm) : 0.0;
+    } else if (h.flags == kEntryNull) {
+        hit.key = coder_ ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+        hit.tid |= kNullTidBit;
+    } else {
+        return;
+    }
     push(hit);
 }
 

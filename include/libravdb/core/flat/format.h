@@ -31,7 +31,12 @@ struct HeapTid {
 enum EntryFlags : std::uint16_t {
     kEntryFree = 0,       // slot unused (never written, or freed by VACUUM)
     kEntryLive = 1,       // slot holds an entry for a heap tuple
+    kEntryNull = 2,       // slot holds a heap tuple whose vector is NULL
 };
+
+// Hits for NULL vectors sort after every distance, NaN included: their tid
+// key carries this bit (heap tids use 48 bits).
+constexpr std::uint64_t kNullTidBit = std::uint64_t{1} << 63;
 
 // The first 16 bytes of every entry. Entry size and page data size are both
 // multiples of 16, so a header never straddles a page boundary.

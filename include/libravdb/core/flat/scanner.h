@@ -17,7 +17,7 @@ namespace lrv::core::flat {
 
 struct Hit {
     double key;  // lower bound (or exact value) of the ORDER BY value; NaN last
-    std::uint64_t tid;
+    std::uint64_t tid;  // HeapTid::key(), with kNullTidBit for a NULL vector
     bool operator<(const Hit& o) const noexcept;  // NaN after numbers, then by tid
 };
 
