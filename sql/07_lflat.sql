@@ -88,6 +88,7 @@ SELECT pg_relation_size('fl_sq8') AS size_before \gset
 INSERT INTO fl SELECT i, i % 10, ARRAY[1, i % 3, 2, 3, 4, 5, 6, 7]::real[] FROM generate_series(3001, 3500) i;
 SELECT pg_relation_size('fl_sq8') = :size_before AS space_reused;
 SELECT mismatches('<->', 10, 'true') AS after_reuse;
+SELECT libravdb_index_check('fl_sq8');
 
 -- REINDEX and TRUNCATE
 REINDEX INDEX fl_sq8;
@@ -116,6 +117,7 @@ VACUUM fl_big;
 INSERT INTO fl_big VALUES (9, array_fill(6.1::real, ARRAY[16000]));
 SELECT id FROM fl_big ORDER BY v <-> array_fill(6.2::real, ARRAY[16000])::lvector LIMIT 3;
 SELECT libravdb_index_info('fl_big_idx')->>'entry_bytes' AS entry_bytes;
+SELECT libravdb_index_check('fl_big_idx');
 
 -- errors
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -132,6 +134,7 @@ SELECT pg_temp.err($$CREATE INDEX ON fl_nodim USING lflat (v lvector_l2_ops)$$);
 SELECT pg_temp.err($$SELECT id FROM fl ORDER BY v <-> '[1,2]' LIMIT 1$$);
 SELECT pg_temp.err($$SELECT libravdb_index_info('fl')$$);
 SELECT pg_temp.err($$SELECT libravdb_index_info('fl_pkey')$$);
+SELECT pg_temp.err($$SELECT libravdb_index_check('fl_pkey')$$);
 
 DROP TABLE fl, flq, fl_t, fl_u, fl_big, fl_nodim;
 DROP FUNCTION knn, mismatches, check_all;

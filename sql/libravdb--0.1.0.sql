@@ -249,6 +249,9 @@ CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lflat AS
 
 CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'lrv_index_info' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION libravdb_index_check(regclass) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'lrv_index_check' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION libravdb_index_check(regclass) IS 'verifies a LibraVDB index page by page; raises XX002 with block and offset at the first problem';
 COMMENT ON FUNCTION libravdb_index_info(regclass) IS 'what a LibraVDB index holds: access method, dimensions, metric, quantizer, tuples, pages, bytes';
 
 -- Keeping vectors inline ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// libravdb_index_info(regclass): what an index of ours holds, as jsonb.
+// libravdb_index_info(regclass) and libravdb_index_check(regclass): what an
+// index of ours holds, and whether its pages are consistent.
 #include "guard.h"
 #include "lflat.h"
 
@@ -17,14 +18,21 @@ Oid am_oid(const char* name) { return get_index_am_oid(name, true); }
 
 Datum to_jsonb(const char* text) { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text)); }
 
-}  // namespace
-
-LRV_FUNCTION(lrv_index_info) {
-    Oid relid = PG_GETARG_OID(0);
+Relation open_our_index(Oid relid) {
     Relation index = relation_open(relid, AccessShareLock);
     if (index->rd_rel->relkind != RELKIND_INDEX)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not an index", RelationGetRelationName(index))));
+    if (index->rd_rel->relam != am_oid("lflat"))
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a LibraVDB index", RelationGetRelationName(index))));
+    return index;
+}
+
+}  // namespace
+
+LRV_FUNCTION(lrv_index_info) {
+    Relation index = open_our_index(PG_GETARG_OID(0));
     Oid am = index->rd_rel->relam;
     BlockNumber pages = RelationGetNumberOfBlocks(index);
     char* json = nullptr;
@@ -38,10 +46,15 @@ LRV_FUNCTION(lrv_index_info) {
             static_cast<unsigned long long>(meta.n_live), static_cast<unsigned long long>(meta.n_free),
             static_cast<unsigned long long>(meta.n_slots), meta.entry_size, pages,
             static_cast<unsigned long long>(pages) * BLCKSZ);
-    } else {
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" is not a LibraVDB index", RelationGetRelationName(index))));
     }
+    relation_close(index, AccessShareLock);
+    PG_RETURN_DATUM(to_jsonb(json));
+}
+
+LRV_FUNCTION(lrv_index_check) {
+    Relation index = open_our_index(PG_GETARG_OID(0));
+    uint64 live = lrv::pg::lflat::check(index);
+    char* json = psprintf("{\"am\": \"lflat\", \"ok\": true, \"tuples\": %llu}", static_cast<unsigned long long>(live));
     relation_close(index, AccessShareLock);
     PG_RETURN_DATUM(to_jsonb(json));
 }

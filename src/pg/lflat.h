@@ -35,6 +35,10 @@ inline void from_key(uint64 key, ItemPointer tid) {
 // when x is null (NULLs are indexed so an index scan returns every row).
 void encode_entry(const core::flat::MetaPage& meta, const float* x, ItemPointer tid, uint8* entry);
 
+// libravdb_index_check: ERROR (XX002) at the first problem; returns the
+// number of live entries.
+uint64 check(Relation index);
+
 // Access method callbacks.
 IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info);
 void build_empty(Relation index);
