@@ -174,6 +174,7 @@ class Dataset:
     queries: np.ndarray            # float32, q x d (all available; callers take a prefix)
     labels: Optional[np.ndarray] = None   # int per base row, or None
     label_names: list = field(default_factory=list)
+    query_labels: Optional[np.ndarray] = None
 
     @property
     def dims(self) -> int:
@@ -190,7 +191,8 @@ class Dataset:
         if n is None or n >= len(self.base):
             return self
         labels = None if self.labels is None else self.labels[:n]
-        return Dataset(self.name, self.key, self.base[:n], self.queries, labels, self.label_names)
+        return Dataset(self.name, self.key, self.base[:n], self.queries, labels, self.label_names,
+                       self.query_labels)
 
     def categories(self) -> tuple:
         """(category, category100) per base row: 10 classes (about 10 % each) and
@@ -225,7 +227,7 @@ def fashion_mnist() -> Dataset:
             _save_atomic(cached, arr)
         out[name] = np.load(cached)
     return Dataset("fashion-mnist", "fashion-mnist", out["base"], out["queries"], out["labels"],
-                   FASHION_MNIST_LABELS)
+                   FASHION_MNIST_LABELS, out["query_labels"])
 
 
 def clustered(n: int, dims: int, n_queries: int = 10000) -> Dataset:

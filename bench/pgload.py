@@ -112,14 +112,18 @@ def storage_stats(conn, table: str) -> dict:
                    (SELECT count(*) FROM {table}),
                    (SELECT count(*) FROM {table} WHERE pg_column_compression(embedding) IS NOT NULL),
                    (SELECT avg(pg_column_size(embedding)) FROM {table}),
-                   (SELECT string_agg(DISTINCT pg_column_compression(embedding), ',') FROM {table})
+                   (SELECT string_agg(DISTINCT pg_column_compression(embedding), ',') FROM {table}),
+                   array_to_string(c.reloptions, ', '),
+                   (SELECT attstorage FROM pg_attribute WHERE attrelid = c.oid AND attname = 'embedding')
             FROM pg_class c WHERE c.oid = %s::regclass""", (table,)).fetchone()
-    heap, toast, total, rows, compressed, avg_size, methods = row
+    heap, toast, total, rows, compressed, avg_size, methods, reloptions, attstorage = row
     return {"heap_bytes": int(heap), "toast_bytes": int(toast), "total_bytes": int(total),
             "rows": int(rows), "compressed_rows": int(compressed),
             "compression": methods or "none",
             "avg_stored_vector_bytes": float(avg_size or 0),
-            "heap_bytes_per_row": heap / rows if rows else 0.0}
+            "heap_bytes_per_row": heap / rows if rows else 0.0,
+            "reloptions": reloptions or "", "attstorage": {"p": "plain", "e": "external", "m": "main",
+                                                           "x": "extended"}.get(attstorage, attstorage)}
 
 
 def vector_text(v: np.ndarray) -> str:

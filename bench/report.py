@@ -49,7 +49,8 @@ def header_markdown(env: dict) -> str:
         f"# LibraVDB benchmark, {env['started']}",
         "",
         f"- data set: **{env['dataset']}**, {env['rows']} rows x {env['dims']} dims, "
-        f"{env['queries']} queries (+{env['warmup']} warm-up), k = {env['k']}",
+        f"{env['queries']} queries (+{env['warmup']} warm-up), k = {env['k']}"
+        + (f", fastest of {env['repeat']} rounds" if env.get("repeat", 1) > 1 else ""),
         f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}); "
         f"pgvector {s['pgvector'] or 'not installed'}",
         "- settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
@@ -82,11 +83,13 @@ def points_markdown(points: list) -> str:
 
 
 def storage_markdown(tables: dict) -> str:
-    rows = ["| table | layout | heap MB | TOAST MB | compressed rows | avg stored vector B | load s | WAL MB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| table | layout | options, storage | heap MB | TOAST MB | compressed vectors | "
+            "avg stored vector B | load s | WAL MB |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for key, t in tables.items():
         st, ld = t["storage"], t.get("load") or {}
-        rows.append(f"| {t['table']} | {t['description']} | {st['heap_bytes'] / 2**20:.1f} | "
+        opts = ", ".join(x for x in (st.get("reloptions"), f"STORAGE {st.get('attstorage')}") if x)
+        rows.append(f"| {t['table']} | {t['description']} | {opts} | {st['heap_bytes'] / 2**20:.1f} | "
                     f"{st['toast_bytes'] / 2**20:.1f} | {st['compressed_rows']}/{st['rows']} "
                     f"({st['compression']}) | {st['avg_stored_vector_bytes']:.0f} | "
                     f"{_fmt(ld.get('load_s'))} | {_fmt(ld.get('wal_bytes', 0) / 2**20 if ld else None)} |")

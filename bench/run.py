@@ -53,6 +53,8 @@ def parse_args(argv=None):
                     help="fashion-mnist | clustered:N:D (e.g. clustered:100k:128) | PATH (.fvecs/.bvecs/.npy)")
     ap.add_argument("--queries", type=int, default=None, help="timed queries per point (default 100; 50 with --quick)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed queries before each point (default 10)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="timed rounds per point; the fastest round is reported (default 1)")
     ap.add_argument("--rows", type=int, default=None, help="load only the first N base rows")
     ap.add_argument("--k", type=int, default=10, help="LIMIT k and recall@k (default 10)")
     ap.add_argument("--targets", default=None,
@@ -168,16 +170,21 @@ class Bench:
         for i in range(args.warmup):
             cur.execute(sql, params(i, warm[i % len(warm)]), prepare=True)
             cur.fetchall()
-        lat, results = [], []
-        t0 = time.perf_counter()
-        for i in range(nq):
-            s = time.perf_counter()
-            cur.execute(sql, params(i, texts[i]), prepare=True)
-            rows = cur.fetchall()
-            lat.append(time.perf_counter() - s)
-            results.append([r[0] for r in rows])
-        wall = time.perf_counter() - t0
-        summary = metrics.latency_summary(lat, wall)
+        # Other processes on the machine can only slow a round down, so with
+        # --repeat the fastest round is the best estimate of the code's speed.
+        rounds = []
+        for _ in range(max(1, args.repeat)):
+            lat, results = [], []
+            t0 = time.perf_counter()
+            for i in range(nq):
+                s = time.perf_counter()
+                cur.execute(sql, params(i, texts[i]), prepare=True)
+                rows = cur.fetchall()
+                lat.append(time.perf_counter() - s)
+                results.append([r[0] for r in rows])
+            rounds.append((metrics.latency_summary(lat, time.perf_counter() - t0), results))
+        summary, results = max(rounds, key=lambda r: r[0]["qps"])
+        summary["rounds_qps"] = [r[0]["qps"] for r in rounds]
         summary["recall"] = metrics.mean_recall(results, queries, ds.base, gt[1], t.metric, k)
         summary["plan"] = " > ".join(nodes)
         summary["plan_ok"] = any(t.expect_node in n for n in nodes)
@@ -230,21 +237,27 @@ class Bench:
             base = registry.REGISTRY[p["target"]].baseline
             for b in by_name.get(base, []):
                 if b["search"] == p["search"] or p["kind"] == "exact":
-                    out.append({"type": "comparison", "metric": p["metric"], "target": p["target"],
+                    out.append({"type": "comparison", "metric": p["metric"], "target": point_label(p),
                                 "qps": p["qps"], "baseline": b["target"], "baseline_qps": b["qps"],
                                 "ratio": p["qps"] / b["qps"]})
                     break
-        # Best layout against best layout, per metric, for exact scans.
-        exact = [p for p in self.points if p["kind"] == "exact" and not p["filter"]]
+        # Best against best, per metric, among exact answers (seq scans, lflat).
+        exact = [p for p in self.points
+                 if registry.REGISTRY[p["target"]].exact_results and not p["filter"]]
         for metric in ("l2", "ip", "cosine"):
             lv = [p for p in exact if p["metric"] == metric and registry.TABLES[p["table_key"]].type_name == "lvector"]
             pv = [p for p in exact if p["metric"] == metric and registry.TABLES[p["table_key"]].type_name == "vector"]
             if lv and pv and (len(lv) > 1 or len(pv) > 1):
                 a, b = max(lv, key=lambda p: p["qps"]), max(pv, key=lambda p: p["qps"])
-                out.append({"type": "comparison", "metric": metric, "target": f"best: {a['target']}",
-                            "qps": a["qps"], "baseline": f"best: {b['target']}", "baseline_qps": b["qps"],
+                out.append({"type": "comparison", "metric": metric, "target": f"best: {point_label(a)}",
+                            "qps": a["qps"], "baseline": f"best: {point_label(b)}", "baseline_qps": b["qps"],
                             "ratio": a["qps"] / b["qps"]})
         return out
+
+
+def point_label(p: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in {**p["build"], **p["search"]}.items())
+    return f"{p['target']} ({params})" if params else p["target"]
 
 
 def plan_nodes(node: dict) -> list:
@@ -295,8 +308,15 @@ def main(argv=None) -> int:
         log("pgvector (extension 'vector') is not available in this server: no pgvector targets"
             + (f" (skipped {', '.join(skipped)})" if skipped else "") + ", no ratios")
 
+    ams = {r[0] for r in conn.execute("SELECT amname FROM pg_am")}
+    missing = [t for t in chosen if t.requires_am and t.requires_am not in ams]
+    if missing:
+        log("no access method " + ", ".join(sorted({t.requires_am for t in missing}))
+            + " in this server: skipped " + ", ".join(t.name for t in missing))
+        chosen = [t for t in chosen if t not in missing]
+
     env = {"type": "env", "started": started.isoformat(timespec="seconds"), "dataset": ds.name,
-           "rows": len(ds.base), "dims": ds.dims, "queries": args.queries, "warmup": args.warmup,
+           "rows": len(ds.base), "dims": ds.dims, "queries": args.queries, "warmup": args.warmup, "repeat": args.repeat,
            "k": args.k, "targets": [t.name for t in chosen], "cpu": report.cpu_info(),
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),

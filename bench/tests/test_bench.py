@@ -323,7 +323,8 @@ class CopyEncoderTest(unittest.TestCase):
 class RegistryTest(unittest.TestCase):
     def test_defaults_and_patterns(self):
         default = targets.select(None)
-        self.assertTrue(default and all(t.default and t.kind == "exact" for t in default))
+        self.assertTrue(default and all(t.default and t.exact_results for t in default))
+        self.assertIn("lvector-lflat-l2", [t.name for t in default])
         self.assertEqual({t.metric for t in default}, {"l2", "ip", "cosine"})
         names = [t.name for t in targets.select("lvector-exact-*")]
         self.assertIn("lvector-exact-l2", names)
