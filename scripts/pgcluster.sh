@@ -14,6 +14,11 @@
 
 LRV_PGBIN="${LRV_PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}"
 LRV_PGUSER_OS="${LRV_PGUSER_OS:-postgres}"
+# A crashed backend, a PANIC, or a failed assertion (cassert builds print
+# "TRAP:" to stderr). Two spaces follow an ereport level, which keeps a logged
+# statement that merely contains the word from matching. test/run_all.sh and
+# test/t/LibraVDB/Test.pm use the same pattern.
+LRV_CRASH_PATTERN='terminated by signal|was terminated by exception|PANIC:  |^TRAP: '
 
 lrv_as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -32,6 +37,8 @@ lrv_cluster_start() {
   if [ "$(id -u)" -eq 0 ]; then
     id "$LRV_PGUSER_OS" >/dev/null 2>&1 || useradd --system --no-create-home "$LRV_PGUSER_OS"
     chown "$LRV_PGUSER_OS" "$dir"
+    lrv_as_owner test -w "$dir" ||
+      { echo "$LRV_PGUSER_OS cannot write $dir (is a parent directory private?)" >&2; return 1; }
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     lrv_as_owner "$LRV_PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
@@ -51,7 +58,7 @@ lrv_cluster_stop() {
 # Fails when the server log shows a crashed backend or a PANIC.
 lrv_cluster_check_log() {
   local dir="$1"
-  if grep -E "terminated by signal|PANIC:|server process .* was terminated|TRAP:" "$dir/server.log"; then
+  if grep -E "$LRV_CRASH_PATTERN" "$dir/server.log"; then
     echo "server log $dir/server.log shows a crash" >&2
     return 1
   fi
