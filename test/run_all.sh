@@ -78,8 +78,11 @@ run_suite() {
 prove_note() {
   local counts failing
   counts="$(grep -E '^Files=' "$1" | tail -1 | cut -d, -f1-2)"
-  failing="$(sed -n '/^Test Summary Report/,$p' "$1" | grep -oE '^[^ ]+\.(sql|pl)' | xargs -r -n1 basename | paste -sd' ')"
+  failing="$(prove_failed_files "$1" | paste -sd' ')"
   echo "$counts${failing:+; failed: $failing}"
+}
+prove_failed_files() {
+  sed -n '/^Test Summary Report/,$p' "$1" | grep -oE '^[^ ]+\.(sql|pl)' | xargs -r -n1 basename
 }
 
 skip_suite() { # name reason
@@ -142,7 +145,7 @@ suite_regress() {
   if make installcheck; then
     return 0
   fi
-  if [ -f regression.diffs ]; then
+  if [ -s regression.diffs ]; then
     banner "regression.diffs"
     head -n 600 regression.diffs
     [ "$(wc -l < regression.diffs)" -gt 600 ] && echo "... (truncated; the whole file is $ROOT/regression.diffs)"
@@ -177,12 +180,23 @@ suite_tap() {
       "${as_owner[@]}" env PATH="$LRV_PGBIN:$PATH" TESTDIR="$TAP_DIR" \
         PG_REGRESS="$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
         prove -I "$perldir" -I t t/*.pl
-  )
-  local rc=$?
+  ) 2>&1 | tee "$WORK/prove.out"
+  local rc=${PIPESTATUS[0]}
   if [ -d "$TAP_DIR/tmp_check/log" ]; then
     mkdir -p "$LOGDIR" && cp "$TAP_DIR"/tmp_check/log/* "$LOGDIR"/ 2>/dev/null
   fi
-  [ $rc -eq 0 ] || echo "TAP logs: $LOGDIR (regress_log_* has each test's full output)"
+  if [ $rc -ne 0 ]; then
+    # prove shows only the TAP stream; the reason (a psql error, a failed
+    # initdb) is usually at the end of the test's own log.
+    local t f
+    for t in $(prove_failed_files "$WORK/prove.out"); do
+      f="$LOGDIR/regress_log_${t%.pl}"
+      [ -e "$f" ] || continue
+      banner "tail of $f"
+      tail -n 25 "$f"
+    done
+    echo "TAP logs: $LOGDIR (regress_log_* has each test's full output)"
+  fi
   return $rc
 }
 
@@ -242,7 +256,7 @@ fi
 
 if [ "${STATUS[server]}" = PASS ]; then
   if compgen -G "sql/[0-9]*.sql" >/dev/null; then
-    run_suite regress "tests passed|tests failed" suite_regress
+    run_suite regress "tests passed|tests failed|^command failed" suite_regress
   else
     skip_suite regress "no sql/[0-9]*.sql"
   fi
