@@ -16,9 +16,10 @@ INSERT INTO io_t VALUES (1, '[1,2,3]'), (2, '[4,5,6]'), (3, NULL);
 SELECT * FROM io_t ORDER BY id;
 SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'io_t'::regclass AND attname = 'v';
 -- binary send/recv through COPY
-COPY io_t TO '/tmp/lrv_io_t.bin' WITH (FORMAT binary);
+SELECT current_setting('data_directory') || '/lrv_io_t.bin' AS copy_file \gset
+COPY io_t TO :'copy_file' WITH (FORMAT binary);
 CREATE TABLE io_t2 (LIKE io_t);
-COPY io_t2 FROM '/tmp/lrv_io_t.bin' WITH (FORMAT binary);
+COPY io_t2 FROM :'copy_file' WITH (FORMAT binary);
 SELECT * FROM io_t2 ORDER BY id;
 SELECT lvector_send('[1,-2]'::lvector);
 -- storage strategy keeps vectors inline

@@ -83,11 +83,11 @@ DO $$
 DECLARE r record;
 BEGIN
     FOR r IN SELECT id FROM bin_src ORDER BY id LOOP
-        EXECUTE format('COPY (SELECT id, b FROM bin_src WHERE id = %s) TO %L WITH (FORMAT binary)', r.id, '/tmp/lrv_bin_' || r.id);
+        EXECUTE format('COPY (SELECT id, b FROM bin_src WHERE id = %s) TO %L WITH (FORMAT binary)', r.id, current_setting('data_directory') || '/lrv_bin_' || r.id);
     END LOOP;
 END $$;
-SELECT id, pg_temp.err(format('COPY bin_dst FROM %L WITH (FORMAT binary)', '/tmp/lrv_bin_' || id)) FROM bin_src ORDER BY id;
+SELECT id, pg_temp.err(format('COPY bin_dst FROM %L WITH (FORMAT binary)', current_setting('data_directory') || '/lrv_bin_' || id)) FROM bin_src ORDER BY id;
 SELECT * FROM bin_dst;
-SELECT pg_temp.err($$COPY bin_dst2 FROM '/tmp/lrv_bin_8' WITH (FORMAT binary)$$);
+SELECT pg_temp.err(format('COPY bin_dst2 FROM %L WITH (FORMAT binary)', current_setting('data_directory') || '/lrv_bin_8'));
 DROP TABLE bin_src, bin_dst, bin_dst2;
 DROP TABLE err_t;

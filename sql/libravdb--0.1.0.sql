@@ -32,6 +32,12 @@ CREATE TYPE lvector (
     ALIGNMENT      = int4,
     STORAGE        = main
 );
+COMMENT ON FUNCTION lvector_in(cstring, oid, integer) IS 'lvector text input: [1,2.5,-3]';
+COMMENT ON FUNCTION lvector_out(lvector) IS 'lvector text output, shortest round-trip floats';
+COMMENT ON FUNCTION lvector_typmod_in(cstring[]) IS 'lvector(n) type modifier input: 1 to 16000 dimensions';
+COMMENT ON FUNCTION lvector_typmod_out(integer) IS 'lvector(n) type modifier output';
+COMMENT ON FUNCTION lvector_recv(internal, oid, integer) IS 'lvector binary input: int16 dimensions, int16 zero, float4 values';
+COMMENT ON FUNCTION lvector_send(lvector) IS 'lvector binary output: int16 dimensions, int16 zero, float4 values';
 COMMENT ON TYPE lvector IS 'vector of float4 values; lvector(n) fixes the number of dimensions (1 to 16000)';
 
 -- Distances -----------------------------------------------------------------
@@ -250,7 +256,7 @@ CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lflat AS
 CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'lrv_index_info' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION libravdb_index_check(regclass) RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'lrv_index_check' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'lrv_index_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION libravdb_index_check(regclass) IS 'verifies a LibraVDB index page by page; raises XX002 with block and offset at the first problem';
 COMMENT ON FUNCTION libravdb_index_info(regclass) IS 'what a LibraVDB index holds: access method, dimensions, metric, quantizer, tuples, pages, bytes';
 

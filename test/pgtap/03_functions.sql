@@ -90,7 +90,8 @@ CREATE TEMP VIEW lrv_ext_user_funcs AS
 -- Functions that are STABLE on purpose; every other one is IMMUTABLE.
 SELECT is_empty($$ SELECT signature || ' is ' || provolatile::text FROM lrv_ext_user_funcs
                     WHERE provolatile <> CASE WHEN signature IN ('libravdb_simd_level()',
-                                                                 'libravdb_index_info(regclass)')
+                                                                 'libravdb_index_info(regclass)',
+                                                                 'libravdb_index_check(regclass)')
                                               THEN 's' ELSE 'i' END $$,
                 'every extension function is IMMUTABLE, except the listed STABLE ones');
 SELECT is_empty($$ SELECT signature FROM lrv_ext_user_funcs WHERE prokind = 'f' AND NOT proisstrict $$,
