@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "libravdb/core/distance.h"
+#include "libravdb/core/quant_kernels.h"
 
 namespace lrv::core {
 
@@ -67,6 +68,10 @@ class QueryCoder {
     QuantizerParams p_;
     distance::Metric metric_;
     std::size_t dims_;
+    // Kernel tables fetched once: the operators use the same ones, so values
+    // for QuantizerKind::None match them bit for bit.
+    const distance::Kernels* kernels_;
+    const distance::QuantKernels* quant_kernels_;
     std::vector<float> q_;       // the query
     std::vector<float> scaled_;  // sq8: (q - lo) / step
     float q_norm_ = 0;

@@ -88,7 +88,12 @@ float encode(const QuantizerParams& p, Metric metric, const float* x, std::size_
 }
 
 QueryCoder::QueryCoder(const QuantizerParams& p, Metric metric, const float* q, std::size_t dims)
-    : p_(p), metric_(metric), dims_(dims), q_(q, q + dims) {
+    : p_(p),
+      metric_(metric),
+      dims_(dims),
+      kernels_(&distance::best()),
+      quant_kernels_(&distance::best_quant()),
+      q_(q, q + dims) {
     q_norm_ = vector_norm(q, dims);
     double sum = 0;
     for (std::size_t i = 0; i < dims; i++) sum += q[i];
@@ -106,17 +111,21 @@ double QueryCoder::value(const std::uint8_t* code, float norm) const noexcept {
         const float* v = reinterpret_cast<const float*>(code);
         switch (metric_) {
             case Metric::L2:
-                return std::sqrt(static_cast<double>(distance::l2_squared(q, v, n)));
+                return std::sqrt(static_cast<double>(kernels_->l2_squared(q, v, n)));
             case Metric::InnerProduct:
-                return -static_cast<double>(distance::inner_product(q, v, n));
+                return -static_cast<double>(kernels_->inner_product(q, v, n));
             case Metric::Cosine:
-                return static_cast<double>(distance::cosine_distance(q, v, n));
+            {
+                float dot, na, nb;
+                kernels_->cosine_parts(q, v, n, &dot, &na, &nb);
+                return static_cast<double>(distance::cosine_distance_from_parts(dot, na, nb));
+            }
             case Metric::L1:
-                return static_cast<double>(distance::l1(q, v, n));
+                return static_cast<double>(kernels_->l1(q, v, n));
         }
         return 0;
     }
-    const auto& k = distance::best_quant();
+    const auto& k = *quant_kernels_;
     float dot = 0;
     if (p_.kind == QuantizerKind::Fp16) {
         const auto* h = reinterpret_cast<const std::uint16_t*>(code);
