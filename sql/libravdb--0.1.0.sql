@@ -235,6 +235,7 @@ COMMENT ON AGGREGATE sum(lvector) IS 'element-wise sum, accumulated in double pr
 
 CREATE FUNCTION lflat_handler(internal) RETURNS index_am_handler
     AS 'MODULE_PATHNAME', 'lrv_lflat_handler' LANGUAGE C;
+COMMENT ON FUNCTION lflat_handler(internal) IS 'index access method handler for lflat';
 CREATE ACCESS METHOD lflat TYPE INDEX HANDLER lflat_handler;
 COMMENT ON ACCESS METHOD lflat IS 'exact k-NN search over vectors packed in index pages, optionally quantized (fp16, sq8) with exact re-ranking';
 
