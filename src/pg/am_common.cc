@@ -32,7 +32,7 @@ void init_page(Page page, uint32 magic, uint16 kind, Size used) {
     reinterpret_cast<PageHeader>(page)->pd_lower = static_cast<LocationIndex>(kPageHeaderSize + used);
 }
 
-void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind) {
+void report_bad_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind) {
     if (PageIsNew(page))
         ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                         errmsg("index \"%s\" contains an uninitialized page at block %u", RelationGetRelationName(index),
@@ -44,6 +44,7 @@ void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint
                                blkno),
                         errdetail("Expected page kind %u with magic %08x, found kind %u with magic %08x.", kind,
                                   magic, page_opaque(page)->kind, page_opaque(page)->magic)));
+    pg_unreachable();
 }
 
 Metric index_metric(Relation index) {

@@ -47,8 +47,14 @@ inline char* page_data(Page page) { return reinterpret_cast<char*>(page) + kPage
 // page contents (pd_lower), so WAL and checksums cover them.
 void init_page(Page page, uint32 magic, uint16 kind, Size used);
 
-// ereport(XX002) unless the page carries `magic` and `kind`.
-void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind);
+// ereport(XX002) unless the page carries `magic` and `kind`. Inline because
+// scans call it for every page they read; the error path is out of line.
+[[noreturn]] void report_bad_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind);
+inline void check_page(Relation index, BlockNumber blkno, Page page, uint32 magic, uint16 kind) {
+    if (unlikely(PageIsNew(page) || PageGetSpecialSize(page) != kSpecialSize || page_opaque(page)->magic != magic ||
+                 page_opaque(page)->kind != kind))
+        report_bad_page(index, blkno, page, magic, kind);
+}
 
 // The metric an index's opclass implies, from its distance support function.
 core::distance::Metric index_metric(Relation index);
