@@ -56,6 +56,8 @@ def header_markdown(env: dict) -> str:
         "- settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
         f"- CPU: {env['cpu']['model']}, {env['cpu']['cores']} cores; "
         f"SIMD flags: {' '.join(env['cpu']['simd_flags']) or 'none'}",
+        f"- 1-minute load average when the run started: {env.get('loadavg_start', '-')} "
+        "(other processes slow rounds down; --repeat keeps the fastest round)",
         f"- client: one connection, server-side prepared statement, psycopg {env['psycopg']}, "
         f"numpy {env['numpy']}",
         f"- command: `{env['command']}`",

@@ -193,7 +193,10 @@ class Bench:
 
     def run_target(self, t, ds, gt, filter_values) -> None:
         queries = ds.queries[:self.args.queries]
-        log(f"target {t.name}: {t.query_sql(self.args.k).replace('%s', '$q')}")
+        shown = t.query_sql(self.args.k)
+        for n in (1, 2):
+            shown = shown.replace("%s", f"${n}", 1)
+        log(f"target {t.name}: {shown}")
         for bp in t.build_params:
             build = None
             try:
@@ -317,6 +320,7 @@ def main(argv=None) -> int:
 
     env = {"type": "env", "started": started.isoformat(timespec="seconds"), "dataset": ds.name,
            "rows": len(ds.base), "dims": ds.dims, "queries": args.queries, "warmup": args.warmup, "repeat": args.repeat,
+           "loadavg_start": round(os.getloadavg()[0], 2),
            "k": args.k, "targets": [t.name for t in chosen], "cpu": report.cpu_info(),
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
@@ -329,8 +333,16 @@ def main(argv=None) -> int:
 
     gts = {}
     # Exact targets first: an index built for a later target would change their plans.
+    failed_tables = set()
     for t in sorted(chosen, key=lambda t: t.kind != "exact"):
-        bench.ensure_table(t.spec, ds, cat, cat100)
+        if t.table in failed_tables:
+            continue
+        try:
+            bench.ensure_table(t.spec, ds, cat, cat100)
+        except psycopg.Error as e:
+            bench.reconnect_after_failure(f"loading {t.spec.table}", e)
+            failed_tables.add(t.table)
+            continue
         fv = filtered_values(t, ds, args.queries) if t.filter else None
         key = (t.metric, t.filter)
         if key not in gts:
