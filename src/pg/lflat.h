@@ -18,6 +18,8 @@ struct Options {
 
 // A copy of the metapage, validated (XX002 on corruption).
 core::flat::MetaPage read_meta(Relation index);
+// ERROR (XX002, naming block 0) unless `meta` is a valid metapage.
+void check_meta(Relation index, const core::flat::MetaPage& meta);
 // Writes `meta` into a registered metapage image.
 void put_meta(Page page, const core::flat::MetaPage& meta);
 

@@ -124,7 +124,7 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     check_page(index, kMetaBlock, metapage, kMagic, kPageMeta);
     MetaPage meta;
     std::memcpy(&meta, page_data(metapage), sizeof meta);
-    core::flat::validate_meta(meta, kPageDataSize);
+    check_meta(index, meta);
     if (v != nullptr && v->dim != meta.dims)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("expected %u dimensions, not %d", meta.dims, static_cast<int>(v->dim))));

@@ -2,6 +2,7 @@
 // and vacuum.
 #include "lflat.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "libravdb/core/quantizer.h"
@@ -18,8 +19,22 @@ MetaPage read_meta(Relation index) {
     MetaPage meta;
     std::memcpy(&meta, page_data(page), sizeof meta);
     UnlockReleaseBuffer(buf);
-    core::flat::validate_meta(meta, kPageDataSize);
+    check_meta(index, meta);
     return meta;
+}
+
+void check_meta(Relation index, const MetaPage& meta) {
+    char why[256] = "";
+    try {
+        core::flat::validate_meta(meta, kPageDataSize);
+    } catch (const std::exception& e) {
+        snprintf(why, sizeof why, "%s", e.what());
+    }
+    if (why[0] != '\0')
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" has an invalid metapage at block %u", RelationGetRelationName(index),
+                               kMetaBlock),
+                        errdetail("%s", why)));
 }
 
 void put_meta(Page page, const MetaPage& meta) {

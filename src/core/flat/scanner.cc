@@ -71,6 +71,13 @@ void Pass::consider(const std::uint8_t* entry) {
     } else if (h.flags == kEntryNull) {
         hit.key = coder_ ? std::numeric_limits<double>::quiet_NaN() : 0.0;
         hit.tid |= kNullTidBit;
+    } else if (h.flags != kEntryFree) {
+        // A scan that skipped it would silently drop a row from the answer.
+        std::uint64_t at = next_slot_ * entry_size_;
+        fail(ErrorKind::IndexCorrupted,
+             "lflat entry " + std::to_string(next_slot_) + " at block " +
+                 std::to_string(at / data_per_page_ + 1) + ", data offset " + std::to_string(at % data_per_page_) +
+                 " has unknown flags " + std::to_string(h.flags));
     } else {
         return;
     }
