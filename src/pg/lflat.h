@@ -3,6 +3,7 @@
 #pragma once
 
 #include "am_common.h"
+#include "am_stream.h"
 
 #include "libravdb/core/flat/format.h"
 
@@ -23,7 +24,10 @@ void check_meta(Relation index, const core::flat::MetaPage& meta);
 // Writes `meta` into a registered metapage image.
 void put_meta(Page page, const core::flat::MetaPage& meta);
 
-inline BlockNumber data_block(uint64 page) { return static_cast<BlockNumber>(page + 1); }
+inline BlockNumber data_block(uint64 page) { return Stream::block_of(page); }
+inline Stream entry_stream(Relation index, const core::flat::MetaPage& meta) {
+    return Stream{index, kMagic, kPageFlatData, meta.entry_size, meta.data_per_page};
+}
 
 inline core::flat::HeapTid to_core(ItemPointer tid) {
     return core::flat::HeapTid{ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid)};

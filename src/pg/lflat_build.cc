@@ -1,10 +1,10 @@
 // Building an lflat index.
 //
 // One pass over the heap (two with sq8, whose value range is measured
-// first) appends entries to the byte stream of data pages in heap order.
-// Pages are filled in backend-local memory, handed to the buffer manager
-// when full, and WAL-logged in bulk with log_newpage_range at the end, as
-// Postgres's own sorted GiST build does: no per-tuple WAL during a build.
+// first) appends entries to the entry stream in heap order (am_stream.h:
+// pages filled in backend memory), and the whole index is WAL-logged in bulk
+// with log_newpage_range at the end, as Postgres's own sorted GiST build
+// does: no per-tuple WAL during a build.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -34,43 +34,11 @@ struct BuildState {
     MetaPage meta;
     MemoryContext tmp;
     uint8* entry;
-    // the data page being filled
-    PGAlignedBlock page;
-    uint32 page_used;
-    bool page_open;
+    StreamBuilder out;
     double tuples;
     // sq8 range
     float lo, hi;
 };
-
-void flush_page(BuildState* st) {
-    Buffer buf = extend_index(st->index);
-    Page page = BufferGetPage(buf);
-    std::memcpy(page, st->page.data, BLCKSZ);
-    MarkBufferDirty(buf);
-    UnlockReleaseBuffer(buf);
-    st->page_open = false;
-}
-
-void open_page(BuildState* st) {
-    Page page = static_cast<Page>(st->page.data);
-    init_page(page, kMagic, kPageFlatData, kPageDataSize);
-    std::memset(page_data(page), 0, kPageDataSize);
-    st->page_used = 0;
-    st->page_open = true;
-}
-
-void append_bytes(BuildState* st, const uint8* bytes, uint32 len) {
-    while (len > 0) {
-        if (!st->page_open) open_page(st);
-        uint32 take = std::min(len, kPageDataSize - st->page_used);
-        std::memcpy(page_data(static_cast<Page>(st->page.data)) + st->page_used, bytes, take);
-        st->page_used += take;
-        bytes += take;
-        len -= take;
-        if (st->page_used == kPageDataSize) flush_page(st);
-    }
-}
 
 LVector* tuple_vector(BuildState* st, Datum value) {
     LVector* v = datum_to_lvector(value);
@@ -98,7 +66,7 @@ void load_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull,
     MemoryContext old = MemoryContextSwitchTo(st->tmp);
     LVector* v = isnull[0] ? nullptr : tuple_vector(st, values[0]);
     encode_entry(st->meta, v ? v->x : nullptr, tid, st->entry);
-    append_bytes(st, st->entry, st->meta.entry_size);
+    stream_build_append(&st->out, st->entry, st->meta.entry_size);
     MemoryContextSwitchTo(old);
     MemoryContextReset(st->tmp);
     st->meta.n_slots++;
@@ -168,10 +136,11 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
         }
     }
 
+    stream_build_init(&st->out, entry_stream(index, st->meta));
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLoad);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(heap->rd_rel->reltuples));
     double heap_tuples = table_index_build_scan(heap, index, info, true, true, load_callback, st, nullptr);
-    if (st->page_open) flush_page(st);
+    stream_build_finish(&st->out);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(st->tuples));
 
     Buffer buf = ReadBuffer(index, kMetaBlock);

@@ -5,9 +5,9 @@
 // end of the stream. An entry spanning at most three pages is written in one
 // generic WAL record together with the metapage. A longer one (thousands of
 // dimensions) is written in records of up to four pages while its header
-// still says "free", and made live by a last record touching only its first
-// page and the metapage, so a crash between records leaves an unused slot,
-// never a half-written live entry.
+// still says "free", and made live by a last record touching only its header
+// and the metapage, so a crash between records leaves an unused slot, never
+// a half-written live entry.
 #include <cstring>
 
 #include "guard.h"
@@ -24,17 +24,9 @@ using core::flat::MetaPage;
 
 namespace {
 
-constexpr int kMaxPagesPerRecord = MAX_GENERIC_XLOG_PAGES;  // 4
-
 bool slot_is_free(Relation index, const MetaPage& meta, uint64 slot) {
-    auto pos = core::flat::stream_pos(slot * meta.entry_size, meta.data_per_page);
-    Buffer buf = ReadBuffer(index, data_block(pos.page));
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
-    Page page = BufferGetPage(buf);
-    check_page(index, data_block(pos.page), page, kMagic, kPageFlatData);
     core::flat::EntryHeader h;
-    std::memcpy(&h, page_data(page) + pos.offset, sizeof h);
-    UnlockReleaseBuffer(buf);
+    stream_read(entry_stream(index, meta), slot, 0, sizeof h, reinterpret_cast<uint8*>(&h));
     return h.flags == core::flat::kEntryFree;
 }
 
@@ -54,60 +46,7 @@ uint64 choose_slot(Relation index, MetaPage* meta) {
     return meta->n_slots;
 }
 
-// Writes entry bytes [from, to) of `slot` into the pages they cover (which
-// must be locked exclusively in bufs[], page indexes first..), inside one
-// generic WAL record that may also carry the metapage.
-void write_record(Relation index, const MetaPage& meta, uint64 slot, const uint8* entry, uint32 from, uint32 to,
-                  Buffer* bufs, bool* fresh, int nbufs, uint64 first_page, Buffer metabuf,
-                  const MetaPage* new_meta) {
-    GenericXLogState* state = GenericXLogStart(index);
-    Page pages[kMaxPagesPerRecord];
-    for (int i = 0; i < nbufs; i++) {
-        pages[i] = GenericXLogRegisterBuffer(state, bufs[i], fresh[i] ? GENERIC_XLOG_FULL_IMAGE : 0);
-        if (fresh[i]) {
-            init_page(pages[i], kMagic, kPageFlatData, kPageDataSize);
-            std::memset(page_data(pages[i]), 0, kPageDataSize);
-        }
-    }
-    Page metapage = nullptr;
-    if (new_meta) metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
-
-    uint64 start = slot * meta.entry_size;
-    for (uint32 b = from; b < to;) {
-        auto pos = core::flat::stream_pos(start + b, meta.data_per_page);
-        uint32 take = std::min<uint32>(to - b, meta.data_per_page - pos.offset);
-        std::memcpy(page_data(pages[pos.page - first_page]) + pos.offset, entry + b, take);
-        b += take;
-    }
-    if (new_meta) put_meta(metapage, *new_meta);
-    GenericXLogFinish(state);
-}
-
-void lock_pages(Relation index, uint64 first, uint64 last, Buffer* bufs, bool* fresh) {
-    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-    for (uint64 p = first; p <= last; p++) {
-        int i = static_cast<int>(p - first);
-        BlockNumber blk = data_block(p);
-        if (blk < nblocks) {
-            bufs[i] = ReadBuffer(index, blk);
-            LockBuffer(bufs[i], BUFFER_LOCK_EXCLUSIVE);
-            Page page = BufferGetPage(bufs[i]);
-            fresh[i] = PageIsNew(page);  // extended before a crash, never written
-            if (!fresh[i]) check_page(index, blk, page, kMagic, kPageFlatData);
-        } else {
-            bufs[i] = extend_index(index);
-            if (BufferGetBlockNumber(bufs[i]) != blk)
-                elog(ERROR, "lflat index \"%s\" extended to block %u, expected %u", RelationGetRelationName(index),
-                     BufferGetBlockNumber(bufs[i]), blk);
-            fresh[i] = true;
-            nblocks++;
-        }
-    }
-}
-
-void release_pages(Buffer* bufs, int n) {
-    for (int i = 0; i < n; i++) UnlockReleaseBuffer(bufs[i]);
-}
+void apply_meta(Page page, void* arg) { put_meta(page, *static_cast<const MetaPage*>(arg)); }
 
 }  // namespace
 
@@ -137,42 +76,18 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     if (slot == next.n_slots) next.n_slots++;
     next.n_live++;
 
+    Stream stream = entry_stream(index, meta);
     const uint64 start = slot * meta.entry_size;
-    const uint64 first = core::flat::stream_pos(start, meta.data_per_page).page;
-    const uint64 last = core::flat::stream_pos(start + meta.entry_size - 1, meta.data_per_page).page;
-    const int npages = static_cast<int>(last - first + 1);
-
-    if (npages < kMaxPagesPerRecord) {
-        Buffer bufs[kMaxPagesPerRecord];
-        bool fresh[kMaxPagesPerRecord];
-        lock_pages(index, first, last, bufs, fresh);
-        write_record(index, meta, slot, entry, 0, meta.entry_size, bufs, fresh, npages, first, metabuf, &next);
-        release_pages(bufs, npages);
+    const uint64 npages = (start + meta.entry_size - 1) / meta.data_per_page - start / meta.data_per_page + 1;
+    if (npages < MAX_GENERIC_XLOG_PAGES) {
+        // One record: the entry's pages and the metapage.
+        stream_write(stream, slot, 0, meta.entry_size, entry, metabuf, apply_meta, &next);
     } else {
-        // Payload first, under a header that still says free.
-        core::flat::EntryHeader live;
-        std::memcpy(&live, entry, sizeof live);
-        core::flat::EntryHeader pending = live;
-        pending.flags = core::flat::kEntryFree;
-        std::memcpy(entry, &pending, sizeof pending);
-        for (uint64 p = first; p <= last; p += kMaxPagesPerRecord) {
-            uint64 q = std::min<uint64>(last, p + kMaxPagesPerRecord - 1);
-            Buffer bufs[kMaxPagesPerRecord];
-            bool fresh[kMaxPagesPerRecord];
-            lock_pages(index, p, q, bufs, fresh);
-            uint64 lo = std::max<uint64>(start, p * meta.data_per_page);
-            uint64 hi = std::min<uint64>(start + meta.entry_size, (q + 1) * meta.data_per_page);
-            write_record(index, meta, slot, entry, static_cast<uint32>(lo - start), static_cast<uint32>(hi - start),
-                         bufs, fresh, static_cast<int>(q - p + 1), p, metabuf, nullptr);
-            release_pages(bufs, static_cast<int>(q - p + 1));
-        }
-        // Then the header goes live together with the metapage.
-        std::memcpy(entry, &live, sizeof live);
-        Buffer buf;
-        bool fresh = false;
-        lock_pages(index, first, first, &buf, &fresh);
-        write_record(index, meta, slot, entry, 0, sizeof live, &buf, &fresh, 1, first, metabuf, &next);
-        UnlockReleaseBuffer(buf);
+        // Payload first, under the header the slot already has (free), then
+        // the header together with the metapage.
+        const uint32 hdr = sizeof(core::flat::EntryHeader);
+        stream_write(stream, slot, hdr, meta.entry_size, entry, InvalidBuffer, nullptr, nullptr);
+        stream_write(stream, slot, 0, hdr, entry, metabuf, apply_meta, &next);
     }
 
     UnlockReleaseBuffer(metabuf);
