@@ -74,8 +74,11 @@ class QueryCoder {
     const distance::QuantKernels* quant_kernels_;
     std::vector<float> q_;       // the query
     std::vector<float> scaled_;  // sq8: (q - lo) / step
-    float q_norm_ = 0;
+    double q_norm_ = 0;  // in double: a subnormal float would round it by a large fraction
     float q_sum_ = 0;
+    // Rounding error of value() not proportional to the value itself (set
+    // per query in the constructor; see lower_bound).
+    double slack_ = 0;
 };
 
 }  // namespace lrv::core

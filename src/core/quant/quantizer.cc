@@ -11,6 +11,22 @@ namespace lrv::core {
 
 using distance::Metric;
 
+namespace {
+
+// Relative rounding error allowed for the float kernels, on the code's side
+// and on the exact value's side together.
+constexpr double kRel = 1e-4;
+// Relative error of double arithmetic (2^-52 with room to spare).
+constexpr double kDoubleRel = 1e-15;
+// Norms beyond which the float sums behind an exact IP or cosine value may
+// overflow (|q|^2, |x|^2 and |q.x| must stay below FLT_MAX, about 3.4e38).
+constexpr double kHugeNorm = 1e19;
+// Squared norms below dims * this leave the float sums behind an exact cosine
+// value in the subnormal range, where their error is no longer relative.
+constexpr double kTinySquare = 1e-39;
+
+}  // namespace
+
 const char* quantizer_name(QuantizerKind q) noexcept {
     switch (q) {
         case QuantizerKind::None:
@@ -45,7 +61,12 @@ QuantizerParams train_sq8(const float* sample, std::size_t n, std::size_t dims) 
         hi = std::max(hi, sample[i]);
     }
     p.lo = lo;
-    p.step = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    // In double, and at least the smallest float: in float, hi - lo overflows
+    // for samples spanning more than FLT_MAX, and a range below 255 subnormals
+    // gives step 0, which validate_meta rejects and encode divides by.
+    p.step = hi > lo ? std::max(static_cast<float>((static_cast<double>(hi) - lo) / 255.0),
+                                std::numeric_limits<float>::denorm_min())
+                     : 1.0f;
     return p;
 }
 
@@ -94,13 +115,60 @@ QueryCoder::QueryCoder(const QuantizerParams& p, Metric metric, const float* q, 
       kernels_(&distance::best()),
       quant_kernels_(&distance::best_quant()),
       q_(q, q + dims) {
-    q_norm_ = vector_norm(q, dims);
-    double sum = 0;
-    for (std::size_t i = 0; i < dims; i++) sum += q[i];
+    double sum = 0, abs_sum = 0, sum_sq = 0;
+    for (std::size_t i = 0; i < dims; i++) {
+        sum += q[i];
+        abs_sum += std::fabs(q[i]);
+        sum_sq += static_cast<double>(q[i]) * q[i];
+    }
+    q_norm_ = std::sqrt(sum_sq);
     q_sum_ = static_cast<float>(sum);
-    if (p_.kind == QuantizerKind::Sq8) {
+    const bool sq8 = p_.kind == QuantizerKind::Sq8;
+    // sq8: how far the scaled query (in float) is from (q - lo) / step, in
+    // units of x, as an L2 and an L1 norm; what double rounding adds to that
+    // is relative to |q - lo|.
+    double scale_err2 = 0, scale_err1 = 0, lo_dist2 = 0, lo_dist1 = 0;
+    if (sq8) {
         scaled_.resize(dims);
-        for (std::size_t i = 0; i < dims; i++) scaled_[i] = (q[i] - p_.lo) / p_.step;
+        for (std::size_t i = 0; i < dims; i++) {
+            double d = static_cast<double>(q[i]) - p_.lo, s = d / p_.step;
+            scaled_[i] = static_cast<float>(s);
+            double e = (static_cast<double>(scaled_[i]) - s) * p_.step;
+            scale_err2 += e * e;
+            scale_err1 += std::fabs(e);
+            lo_dist2 += d * d;
+            lo_dist1 += std::fabs(d);
+        }
+    }
+    // Errors of value() and of the exact value that are not relative to the
+    // value, so kRel does not cover them:
+    //  - each float operation whose result underflows is off by up to half
+    //    the smallest subnormal: the n products or squares of the exact
+    //    kernel and of the code's (in code units for sq8, so scaled by step),
+    //    plus a few roundings around them (sq8: sum(q) rounded to float, then
+    //    multiplied by lo);
+    //  - sq8 L2 and L1 work on the scaled query, whose elements are rounded
+    //    relative to |q_i - lo|, not to |q_i - x_i|: a query equal to a stored
+    //    vector has exact distance 0 but a small nonzero value (by the
+    //    triangle inequality the value moves by at most the norm of that
+    //    rounding error, measured above);
+    //  - sq8 IP and cosine compute q.x^ as lo * sum(q) + step * q.c, two
+    //    terms that cancel when lo is far from 0 and x small.
+    const double subnormal = std::numeric_limits<float>::denorm_min();  // twice one underflow error
+    const double ops = static_cast<double>(dims) + 4;
+    const double both_sides = 1 + (sq8 ? static_cast<double>(p_.step) : 1.0);
+    switch (metric) {
+        case Metric::L2:  // sqrt(a + e) <= sqrt(a) + sqrt(e), on each side
+            slack_ = std::sqrt(ops * subnormal) * both_sides + std::sqrt(scale_err2) + kDoubleRel * std::sqrt(lo_dist2);
+            break;
+        case Metric::L1:
+            slack_ = ops * subnormal * both_sides + scale_err1 + kDoubleRel * lo_dist1;
+            break;
+        case Metric::InnerProduct:
+        case Metric::Cosine:
+            slack_ = ops * subnormal * both_sides +
+                     (sq8 ? (kRel * abs_sum + subnormal) * std::fabs(static_cast<double>(p_.lo)) : 0);
+            break;
     }
 }
 
@@ -152,29 +220,43 @@ double QueryCoder::value(const std::uint8_t* code, float norm) const noexcept {
         }
     }
     if (metric_ == Metric::InnerProduct) return -dot;
-    float denom = q_norm_ * norm;
+    double denom = q_norm_ * norm;
     if (!(denom > 0)) return std::numeric_limits<double>::quiet_NaN();
     return 1.0 - static_cast<double>(dot) / denom;
 }
 
 double QueryCoder::lower_bound(const std::uint8_t* code, float residual, float norm) const noexcept {
     double v = value(code, norm);
-    if (p_.kind == QuantizerKind::None || std::isnan(v)) return v;
+    if (p_.kind == QuantizerKind::None) return v;
     // Besides the quantization error, allow for float32 rounding in the
-    // kernels: the bound must never exceed the exact value Postgres recomputes.
-    constexpr double kRel = 1e-4;
+    // kernels: the bound must never exceed the exact value Postgres recomputes
+    // (the executor's recheck raises "index returned tuples in wrong order"
+    // when it does). Where that value comes from overflowing float sums it
+    // bounds nothing we can compute, so the bound is -infinity there.
+    constexpr double kNoBound = -std::numeric_limits<double>::infinity();
+    double b = kNoBound;
     switch (metric_) {
         case Metric::L2:
         case Metric::L1:
-            return v - residual - kRel * (v + residual) - 1e-30;
+            b = v - residual - kRel * (v + residual) - slack_;
+            break;
         case Metric::InnerProduct:
-            return v - static_cast<double>(q_norm_) * residual - kRel * q_norm_ * (static_cast<double>(norm) + residual) - 1e-30;
+            if (q_norm_ * norm > kHugeNorm * kHugeNorm) return kNoBound;
+            b = v - q_norm_ * residual - kRel * q_norm_ * (static_cast<double>(norm) + residual) - slack_;
+            break;
         case Metric::Cosine: {
+            // A zero vector: the exact value is NaN too.
+            if (!(q_norm_ > 0 && norm > 0)) return std::numeric_limits<double>::quiet_NaN();
+            double small = std::min<double>(q_norm_, norm), large = std::max<double>(q_norm_, norm);
+            if (large > kHugeNorm || small * small < static_cast<double>(dims_) * kTinySquare) return kNoBound;
             double slack = static_cast<double>(residual) / norm;  // (|q| r) / (|q| |x|)
-            return v - slack - kRel * (1 + slack) - 1e-30;
+            b = v - slack - kRel * (1 + slack) - slack_ / (q_norm_ * norm);
+            break;
         }
     }
-    return v;
+    // NaN or +infinity: the code's own kernels overflowed (fp16 codes
+    // saturate at 65504, so this happens even where the exact value is small).
+    return b < std::numeric_limits<double>::infinity() ? b : kNoBound;
 }
 
 }  // namespace lrv::core
