@@ -37,8 +37,13 @@ LRV_CXXFLAGS := -std=c++17 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter \
 LRV_PG_FLAGS := -Wno-register
 LRV_CORE_FLAGS := $(LRV_CXXFLAGS) -DLRV_CORE -fvisibility=hidden
 
-src/core/distance/avx2.o:   LRV_ISA_FLAGS = -mavx2 -mfma
-src/core/distance/avx512.o: LRV_ISA_FLAGS = -mavx512f -mavx2 -mfma
+# One set of flags per level, matching what dispatch.cc checks on the CPU
+# before it hands out that level's tables (the AVX2 level includes F16C for
+# the fp16 kernels). Keep in step with test/unit/CMakeLists.txt.
+LRV_AVX2_FLAGS   := -mavx2 -mfma -mf16c
+LRV_AVX512_FLAGS := -mavx512f -mavx2 -mfma -mf16c
+src/core/distance/avx2.o src/core/distance/quant_avx2.o:     LRV_ISA_FLAGS = $(LRV_AVX2_FLAGS)
+src/core/distance/avx512.o src/core/distance/quant_avx512.o: LRV_ISA_FLAGS = $(LRV_AVX512_FLAGS)
 
 src/core/%.o: src/core/%.cc
 	$(CXX) $(LRV_CORE_FLAGS) $(LRV_ISA_FLAGS) -c -o $@ $<

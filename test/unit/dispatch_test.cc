@@ -26,6 +26,7 @@ CpuFeatures probe() {
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
     bool fma = ecx & (1u << 12), osxsave = ecx & (1u << 27), avx = ecx & (1u << 28);
+    bool f16c = ecx & (1u << 29);  // the AVX2 level includes it (fp16 kernels)
     if (!osxsave || !avx) return f;
     // The instructions are usable only if the OS saves their registers on a
     // context switch: XCR0 bits 1-2 (XMM, YMM) and 5-7 (opmask, ZMM halves).
@@ -35,7 +36,7 @@ CpuFeatures probe() {
     bool zmm_saved = (xcr0_lo & 0xe6u) == 0xe6u;
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return f;
     bool avx2 = ebx & (1u << 5), avx512f = ebx & (1u << 16);
-    f.avx2_fma = ymm_saved && avx2 && fma;
+    f.avx2_fma = ymm_saved && avx2 && fma && f16c;
     f.avx512f = zmm_saved && avx512f && f.avx2_fma;
 #endif
     return f;

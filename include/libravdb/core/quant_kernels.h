@@ -1,8 +1,9 @@
 // Kernels between a float32 query and compact codes: uint8 (sq8, scaled by the
 // caller) and IEEE half precision (fp16). They let scans read a quarter or half
 // of the bytes a float vector needs. One table per instruction set, like the
-// float kernels in distance.h; the AVX2 table assumes F16C, which every AVX2
-// CPU shipped so far has.
+// float kernels in distance.h (quant_scalar.cc, quant_avx2.cc,
+// quant_avx512.cc); the AVX2 table converts halves with F16C, which dispatch
+// requires of the AVX2 level.
 #pragma once
 #include "libravdb/core/fence.h"
 

@@ -1,5 +1,6 @@
-// Portable query-versus-code kernels, the reference for the SIMD levels, and
-// the IEEE half conversions used when encoding.
+// Portable query-versus-code kernels, the reference for the SIMD levels
+// (quant_avx2.cc, quant_avx512.cc), the IEEE half conversions used when
+// encoding, and the choice of table.
 #include <cmath>
 #include <cstring>
 
@@ -106,26 +107,33 @@ const QuantKernels kScalarQuantKernels = {Isa::Scalar,          l2_squared_u8_sc
                                           l1_u8_scalar,         l2_squared_f16_scalar, dot_f16_scalar,
                                           l1_f16_scalar};
 
-// Until the SIMD levels have their own quantized kernels they share the
-// portable ones; the dispatch below already routes by level.
-const QuantKernels kAvx2QuantKernels = {Isa::Avx2,            l2_squared_u8_scalar, dot_u8_scalar,
-                                        l1_u8_scalar,         l2_squared_f16_scalar, dot_f16_scalar,
-                                        l1_f16_scalar};
-const QuantKernels kAvx512QuantKernels = {Isa::Avx512,          l2_squared_u8_scalar, dot_u8_scalar,
-                                          l1_u8_scalar,         l2_squared_f16_scalar, dot_f16_scalar,
-                                          l1_f16_scalar};
+namespace {
 
-const QuantKernels* quant_for_isa(Isa isa) noexcept {
-    if (for_isa(isa) == nullptr) return nullptr;
+const QuantKernels* quant_table(Isa isa) noexcept {
     switch (isa) {
         case Isa::Scalar:
             return &kScalarQuantKernels;
         case Isa::Avx2:
-            return &kAvx2QuantKernels;
+            return &kAvx2QuantKernels;  // quant_avx2.cc
         case Isa::Avx512:
-            return &kAvx512QuantKernels;
+            return &kAvx512QuantKernels;  // quant_avx512.cc
     }
     return nullptr;
+}
+
+// A build for another architecture leaves the AVX tables empty.
+bool complete(const QuantKernels& k) noexcept {
+    return k.l2_squared_u8 && k.dot_u8 && k.l1_u8 && k.l2_squared_f16 && k.dot_f16 && k.l1_f16;
+}
+
+}  // namespace
+
+// for_isa() answers for the CPU: the AVX2 level includes F16C there, which
+// the AVX2 table's half conversions need.
+const QuantKernels* quant_for_isa(Isa isa) noexcept {
+    if (for_isa(isa) == nullptr) return nullptr;
+    const QuantKernels* k = quant_table(isa);
+    return k && complete(*k) ? k : nullptr;
 }
 
 const QuantKernels& best_quant() noexcept {
