@@ -130,10 +130,9 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     if (st->meta.quantizer == static_cast<uint8>(core::QuantizerKind::Sq8)) {
         pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRange);
         table_index_build_scan(heap, index, info, true, true, range_callback, st, nullptr);
-        if (st->hi >= st->lo) {
-            st->meta.sq_lo = st->lo;
-            st->meta.sq_step = st->hi > st->lo ? (st->hi - st->lo) / 255.0f : 1.0f;
-        }
+        core::QuantizerParams qp = core::sq8_from_range(st->lo, st->hi);
+        st->meta.sq_lo = qp.lo;
+        st->meta.sq_step = qp.step;
     }
 
     stream_build_init(&st->out, entry_stream(index, st->meta));

@@ -40,6 +40,8 @@ std::size_t code_bytes(QuantizerKind kind, std::size_t dims) noexcept;
 // sq8 range from sample vectors (n * dims floats): one scale for all
 // dimensions, so that distances stay a single integer-friendly sum.
 QuantizerParams train_sq8(const float* sample, std::size_t n, std::size_t dims) noexcept;
+// The same from a range already measured (builds stream over the heap).
+QuantizerParams sq8_from_range(float lo, float hi) noexcept;
 
 // Encodes x into `code` (code_bytes bytes). Returns the residual norm r used
 // for bounds (0 for None).

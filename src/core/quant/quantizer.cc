@@ -52,14 +52,23 @@ std::size_t code_bytes(QuantizerKind kind, std::size_t dims) noexcept {
 }
 
 QuantizerParams train_sq8(const float* sample, std::size_t n, std::size_t dims) noexcept {
-    QuantizerParams p;
-    p.kind = QuantizerKind::Sq8;
-    if (n == 0) return p;
+    if (n == 0) {
+        QuantizerParams p;
+        p.kind = QuantizerKind::Sq8;
+        return p;
+    }
     float lo = std::numeric_limits<float>::max(), hi = std::numeric_limits<float>::lowest();
     for (std::size_t i = 0; i < n * dims; i++) {
         lo = std::min(lo, sample[i]);
         hi = std::max(hi, sample[i]);
     }
+    return sq8_from_range(lo, hi);
+}
+
+QuantizerParams sq8_from_range(float lo, float hi) noexcept {
+    QuantizerParams p;
+    p.kind = QuantizerKind::Sq8;
+    if (!(hi >= lo)) return p;  // no values seen
     p.lo = lo;
     // In double, and at least the smallest float: in float, hi - lo overflows
     // for samples spanning more than FLT_MAX, and a range below 255 subnormals
