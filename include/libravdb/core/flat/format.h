@@ -1,4 +1,4 @@
-// On-disk format of the lflat index (see src/core/flat/FORMAT.md).
+// On-disk format of the lflat index, described in prose in src/core/flat/FORMAT.md.
 //
 // The index is a metapage followed by data pages whose data areas, laid end to
 // end, form one byte stream of fixed-size entries. Entries may straddle page
