@@ -33,7 +33,7 @@ inline core::flat::HeapTid to_core(ItemPointer tid) {
     return core::flat::HeapTid{ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid)};
 }
 inline void from_key(uint64 key, ItemPointer tid) {
-    key &= ~core::flat::kNullTidBit;
+    key &= core::flat::kTidKeyMask;
     ItemPointerSet(tid, static_cast<BlockNumber>(key >> 16), static_cast<OffsetNumber>(key & 0xffff));
 }
 

@@ -152,7 +152,8 @@ bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
     sc->have_last = true;
     from_key(h.tid, &scan->xs_heaptid);
     scan->xs_recheck = false;
-    scan->xs_recheckorderby = !sc->query_null && !sc->coder->exact() && (h.tid & core::flat::kNullTidBit) == 0;
+    scan->xs_recheckorderby = !sc->query_null && (h.tid & core::flat::kNullTidBit) == 0 &&
+                              (!sc->coder->exact() || (h.tid & core::flat::kRecheckTidBit) != 0);
     scan->xs_orderbyvals[0] = Float8GetDatum(h.key);
     scan->xs_orderbynulls[0] = sc->query_null || (h.tid & core::flat::kNullTidBit) != 0;
     return true;

@@ -282,12 +282,16 @@ Index build_index(QuantizerKind q, Metric metric, std::uint32_t dims, std::uint3
 
 // Every entry a scan must return, in order: computed here from the vectors,
 // not from the bytes, and sorted by the rule itself (NaN after numbers, ties
-// and NaNs by tid).
+// and NaNs by tid). An entry that crosses a page boundary is summed piece by
+// piece, page by page, exactly as the scan must do it, which makes its key a
+// bound to recheck even without a quantizer.
 std::vector<Hit> brute_force(const Index& ix, const QueryCoder* coder) {
     std::vector<Hit> all;
     std::size_t code = code_bytes(ix.params.kind, ix.meta.dims);
+    std::size_t elem = code_bytes(ix.params.kind, 1);
     std::vector<std::uint8_t> buf(code);
-    for (const Slot& s : ix.slots) {
+    for (std::size_t i = 0; i < ix.slots.size(); i++) {
+        const Slot& s = ix.slots[i];
         if (s.flags == kEntryFree) continue;
         Hit h{0.0, s.tid.key()};
         if (s.flags == kEntryNull) {
@@ -295,7 +299,22 @@ std::vector<Hit> brute_force(const Index& ix, const QueryCoder* coder) {
             if (coder) h.key = kNaN;
         } else if (coder) {
             float r = encode(ix.params, static_cast<Metric>(ix.meta.metric), s.x.data(), ix.meta.dims, buf.data());
-            h.key = coder->lower_bound(buf.data(), r, vector_norm(s.x.data(), ix.meta.dims));
+            float norm = vector_norm(s.x.data(), ix.meta.dims);
+            std::uint64_t start = i * ix.meta.entry_size, dpp = ix.meta.data_per_page;
+            if (start / dpp == (start + ix.meta.entry_size - 1) / dpp) {
+                h.key = coder->lower_bound(buf.data(), r, norm);
+            } else {
+                QueryCoder::Sums sums;
+                std::uint64_t b = start + sizeof(EntryHeader), end = b + code;
+                while (b < end) {
+                    std::uint64_t piece_end = std::min<std::uint64_t>(end, (b / dpp + 1) * dpp);
+                    std::size_t first = (b - start - sizeof(EntryHeader)) / elem;
+                    sums = QueryCoder::add(sums, coder->sums(buf.data() + first * elem, first, (piece_end - b) / elem));
+                    b = piece_end;
+                }
+                h.key = coder->lower_bound_split(sums, r, norm);
+                if (coder->exact()) h.tid |= kRecheckTidBit;
+            }
         }
         all.push_back(h);
     }

@@ -413,12 +413,23 @@ BoundStats check_bounds(const Dataset& ds, QuantizerKind kind, Metric metric, co
                 if (ok && std::isfinite(exact))
                     st.worst_gap = std::max(st.worst_gap, (exact - lb) / std::max(std::fabs(exact), 1.0));
             }
+            // The same code summed in pieces (an entry crossing pages, split
+            // on 16-byte boundaries as pages split it) must bound it too.
+            const std::size_t elem = code_bytes(kind, 1), per16 = 16 / elem;
+            double split_lb = lb;
+            if (n > per16) {
+                std::size_t cut = per16 * (1 + (xi + qi) % ((n - 1) / per16));
+                auto sums = QueryCoder::add(coder.sums(codes[xi].data(), 0, cut),
+                                            coder.sums(codes[xi].data() + cut * elem, cut, n - cut));
+                split_lb = coder.lower_bound_split(sums, residuals[xi], norms[xi]);
+                if (!std::isnan(exact)) ok = ok && !std::isnan(split_lb) && split_lb <= exact;
+            }
             if (!ok && st.violations++ == 0) {
                 std::ostringstream os;
                 os.precision(17);
                 os << "query " << qi << ", vector " << xi << ": exact " << exact << ", value " << v
-                   << ", lower bound " << lb << ", residual " << residuals[xi] << ", norm " << norms[xi]
-                   << ", sq8 lo " << p.lo << " step " << p.step;
+                   << ", lower bound " << lb << ", split lower bound " << split_lb << ", residual "
+                   << residuals[xi] << ", norm " << norms[xi] << ", sq8 lo " << p.lo << " step " << p.step;
                 st.first_violation = os.str();
             }
         }

@@ -66,7 +66,22 @@ class QueryCoder {
 
     bool exact() const noexcept { return p_.kind == QuantizerKind::None; }
 
+    // Entries whose code crosses a page boundary arrive in pieces: sums over
+    // code elements [first, first + count), added up, then turned into a
+    // lower bound. Never exact (summation order differs from the operator's).
+    struct Sums {
+        float a = 0, b = 0, c = 0;
+    };
+    Sums sums(const std::uint8_t* code, std::size_t first, std::size_t count) const noexcept;
+    static Sums add(const Sums& x, const Sums& y) noexcept;
+    double lower_bound_split(const Sums& s, float residual, float norm) const noexcept;
+    std::size_t dims() const noexcept { return dims_; }
+    QuantizerKind kind() const noexcept { return p_.kind; }
+
   private:
+    double value_from(const Sums& s, float norm) const noexcept;
+    double bound(double v, float residual, float norm) const noexcept;
+
     QuantizerParams p_;
     distance::Metric metric_;
     std::size_t dims_;

@@ -34,11 +34,11 @@ Pass::Pass(const MetaPage& meta, const QueryCoder* coder, std::size_t capacity, 
     : entry_size_(meta.entry_size),
       data_per_page_(meta.data_per_page),
       n_slots_(meta.n_slots),
-      dims_(meta.dims),
       coder_(coder),
       capacity_(std::max<std::size_t>(capacity, 1)),
       has_after_(after != nullptr),
-      carry_(meta.entry_size) {
+      code_bytes_(code_bytes(static_cast<QuantizerKind>(meta.quantizer), meta.dims)),
+      elem_bytes_(code_bytes(static_cast<QuantizerKind>(meta.quantizer), 1)) {
     if (after) after_ = *after;
     heap_.reserve(std::min<std::size_t>(capacity_, 1 << 16));
 }
@@ -61,43 +61,76 @@ void Pass::push(const Hit& h) {
     }
 }
 
+bool Pass::classify(const EntryHeader& h, Hit* hit, bool* needs_distance) const {
+    hit->tid = entry_tid(h).key();
+    hit->key = 0.0;
+    *needs_distance = false;
+    switch (h.flags) {
+        case kEntryLive:
+            *needs_distance = coder_ != nullptr;
+            return true;
+        case kEntryNull:
+            if (coder_) hit->key = std::numeric_limits<double>::quiet_NaN();
+            hit->tid |= kNullTidBit;
+            return true;
+        case kEntryFree:
+            return false;
+    }
+    // A scan that skipped it would silently drop a row from the answer.
+    std::uint64_t at = next_slot_ * entry_size_;
+    fail(ErrorKind::IndexCorrupted,
+         "lflat entry " + std::to_string(next_slot_) + " at block " + std::to_string(at / data_per_page_ + 1) +
+             ", data offset " + std::to_string(at % data_per_page_) + " has unknown flags " +
+             std::to_string(h.flags));
+}
+
 void Pass::consider(const std::uint8_t* entry) {
     EntryHeader h;
     std::memcpy(&h, entry, sizeof h);
     Hit hit;
-    hit.tid = entry_tid(h).key();
-    if (h.flags == kEntryLive) {
-        hit.key = coder_ ? coder_->lower_bound(entry + sizeof(EntryHeader), h.residual, h.norm) : 0.0;
-    } else if (h.flags == kEntryNull) {
-        hit.key = coder_ ? std::numeric_limits<double>::quiet_NaN() : 0.0;
-        hit.tid |= kNullTidBit;
-    } else if (h.flags != kEntryFree) {
-        // A scan that skipped it would silently drop a row from the answer.
-        std::uint64_t at = next_slot_ * entry_size_;
-        fail(ErrorKind::IndexCorrupted,
-             "lflat entry " + std::to_string(next_slot_) + " at block " +
-                 std::to_string(at / data_per_page_ + 1) + ", data offset " + std::to_string(at % data_per_page_) +
-                 " has unknown flags " + std::to_string(h.flags));
-    } else {
-        return;
-    }
+    bool distance;
+    if (!classify(h, &hit, &distance)) return;
+    if (distance) hit.key = coder_->lower_bound(entry + sizeof(EntryHeader), h.residual, h.norm);
     push(hit);
 }
 
+void Pass::absorb(const std::uint8_t* bytes, std::size_t at, std::size_t len) {
+    if (at == 0) {
+        // The header never crosses a page boundary (16-byte alignment).
+        std::memcpy(&carry_header_, bytes, sizeof carry_header_);
+        carry_sums_ = QueryCoder::Sums{};
+        carry_distance_ = false;
+        if (!classify(carry_header_, &carry_hit_, &carry_distance_)) carry_hit_.tid = UINT64_MAX;  // free slot
+    }
+    if (carry_distance_) {
+        // Code bytes in this piece; piece boundaries fall on whole elements.
+        std::size_t lo = std::max<std::size_t>(at, sizeof(EntryHeader));
+        std::size_t hi = std::min<std::size_t>(at + len, sizeof(EntryHeader) + code_bytes_);
+        if (hi > lo) {
+            std::size_t first = (lo - sizeof(EntryHeader)) / elem_bytes_;
+            std::size_t count = (hi - lo) / elem_bytes_;
+            carry_sums_ = QueryCoder::add(carry_sums_, coder_->sums(bytes + (lo - at), first, count));
+        }
+    }
+    carry_len_ = at + len;
+    if (carry_len_ < entry_size_) return;
+    carry_len_ = 0;
+    if (carry_hit_.tid == UINT64_MAX) return;
+    if (carry_distance_) {
+        carry_hit_.key = coder_->lower_bound_split(carry_sums_, carry_header_.residual, carry_header_.norm);
+        if (coder_->exact()) carry_hit_.tid |= kRecheckTidBit;
+    }
+    push(carry_hit_);
+}
+
 bool Pass::feed(const std::uint8_t* data) {
-    const std::uint64_t end = n_slots_ * entry_size_;
     std::uint32_t off = 0;
-    // Finish an entry begun on the previous page.
+    // Finish (or continue) an entry begun on an earlier page.
     if (carry_len_ > 0) {
-        std::size_t want = entry_size_ - carry_len_;
-        std::size_t take = std::min<std::size_t>(want, data_per_page_);
-        std::memcpy(carry_.data() + carry_len_, data, take);
-        carry_len_ += take;
+        std::size_t take = std::min<std::size_t>(entry_size_ - carry_len_, data_per_page_);
+        absorb(data, carry_len_, take);
         off = static_cast<std::uint32_t>(take);
-        stream_pos_ += take;
-        if (carry_len_ < entry_size_) return stream_pos_ < end;  // spans yet another page
-        consider(carry_.data());
-        carry_len_ = 0;
+        if (carry_len_ > 0) return true;  // spans yet another page
         next_slot_++;
     }
     while (next_slot_ < n_slots_) {
@@ -105,15 +138,10 @@ bool Pass::feed(const std::uint8_t* data) {
         if (room >= entry_size_) {
             consider(data + off);
             off += entry_size_;
-            stream_pos_ += entry_size_;
             next_slot_++;
             continue;
         }
-        if (room > 0) {
-            std::memcpy(carry_.data(), data + off, room);
-            carry_len_ = room;
-            stream_pos_ += room;
-        }
+        if (room > 0) absorb(data + off, 0, room);
         break;
     }
     return next_slot_ < n_slots_;

@@ -181,50 +181,99 @@ QueryCoder::QueryCoder(const QuantizerParams& p, Metric metric, const float* q, 
     }
 }
 
-double QueryCoder::value(const std::uint8_t* code, float norm) const noexcept {
-    const float* q = q_.data();
-    std::size_t n = dims_;
+QueryCoder::Sums QueryCoder::sums(const std::uint8_t* code, std::size_t first, std::size_t count) const noexcept {
+    Sums r;
+    const float* q = q_.data() + first;
     if (p_.kind == QuantizerKind::None) {
         const float* v = reinterpret_cast<const float*>(code);
         switch (metric_) {
             case Metric::L2:
-                return std::sqrt(static_cast<double>(kernels_->l2_squared(q, v, n)));
+                r.a = kernels_->l2_squared(q, v, count);
+                break;
             case Metric::InnerProduct:
-                return -static_cast<double>(kernels_->inner_product(q, v, n));
+                r.a = kernels_->inner_product(q, v, count);
+                break;
             case Metric::Cosine:
-            {
-                float dot, na, nb;
-                kernels_->cosine_parts(q, v, n, &dot, &na, &nb);
-                return static_cast<double>(distance::cosine_distance_from_parts(dot, na, nb));
-            }
+                kernels_->cosine_parts(q, v, count, &r.a, &r.b, &r.c);
+                break;
             case Metric::L1:
-                return static_cast<double>(kernels_->l1(q, v, n));
+                r.a = kernels_->l1(q, v, count);
+                break;
         }
-        return 0;
+        return r;
     }
     const auto& k = *quant_kernels_;
-    float dot = 0;
     if (p_.kind == QuantizerKind::Fp16) {
         const auto* h = reinterpret_cast<const std::uint16_t*>(code);
         switch (metric_) {
             case Metric::L2:
-                return std::sqrt(static_cast<double>(k.l2_squared_f16(q, h, n)));
+                r.a = k.l2_squared_f16(q, h, count);
+                break;
             case Metric::L1:
-                return k.l1_f16(q, h, n);
+                r.a = k.l1_f16(q, h, count);
+                break;
             case Metric::InnerProduct:
             case Metric::Cosine:
-                dot = k.dot_f16(q, h, n);
+                r.a = k.dot_f16(q, h, count);
+                break;
+        }
+        return r;
+    }
+    const float* scaled = scaled_.data() + first;
+    switch (metric_) {
+        case Metric::L2:
+            r.a = k.l2_squared_u8(scaled, code, count);
+            break;
+        case Metric::L1:
+            r.a = k.l1_u8(scaled, code, count);
+            break;
+        case Metric::InnerProduct:
+        case Metric::Cosine:
+            r.a = k.dot_u8(q, code, count);
+            break;
+    }
+    return r;
+}
+
+QueryCoder::Sums QueryCoder::add(const Sums& x, const Sums& y) noexcept { return Sums{x.a + y.a, x.b + y.b, x.c + y.c}; }
+
+// For QuantizerKind::None with the sums of one kernel call over the whole
+// vector, this is bit for bit what the SQL operator returns.
+double QueryCoder::value_from(const Sums& s, float norm) const noexcept {
+    if (p_.kind == QuantizerKind::None) {
+        switch (metric_) {
+            case Metric::L2:
+                return std::sqrt(static_cast<double>(s.a));
+            case Metric::InnerProduct:
+                return -static_cast<double>(s.a);
+            case Metric::Cosine:
+                return static_cast<double>(distance::cosine_distance_from_parts(s.a, s.b, s.c));
+            case Metric::L1:
+                return static_cast<double>(s.a);
+        }
+        return 0;
+    }
+    float dot = 0;
+    if (p_.kind == QuantizerKind::Fp16) {
+        switch (metric_) {
+            case Metric::L2:
+                return std::sqrt(static_cast<double>(s.a));
+            case Metric::L1:
+                return s.a;
+            case Metric::InnerProduct:
+            case Metric::Cosine:
+                dot = s.a;
                 break;
         }
     } else {
         switch (metric_) {
             case Metric::L2:
-                return p_.step * std::sqrt(static_cast<double>(k.l2_squared_u8(scaled_.data(), code, n)));
+                return p_.step * std::sqrt(static_cast<double>(s.a));
             case Metric::L1:
-                return p_.step * k.l1_u8(scaled_.data(), code, n);
+                return p_.step * s.a;
             case Metric::InnerProduct:
             case Metric::Cosine:
-                dot = p_.lo * q_sum_ + p_.step * k.dot_u8(q, code, n);
+                dot = p_.lo * q_sum_ + p_.step * s.a;
                 break;
         }
     }
@@ -234,9 +283,24 @@ double QueryCoder::value(const std::uint8_t* code, float norm) const noexcept {
     return 1.0 - static_cast<double>(dot) / denom;
 }
 
+double QueryCoder::value(const std::uint8_t* code, float norm) const noexcept {
+    return value_from(sums(code, 0, dims_), norm);
+}
+
 double QueryCoder::lower_bound(const std::uint8_t* code, float residual, float norm) const noexcept {
     double v = value(code, norm);
     if (p_.kind == QuantizerKind::None) return v;
+    return bound(v, residual, norm);
+}
+
+double QueryCoder::lower_bound_split(const Sums& s, float residual, float norm) const noexcept {
+    // Summed in pieces, even an unquantized vector's value differs from the
+    // operator's in the last bits: treat it like a quantized one (residual 0
+    // for None) so the result is a bound and the executor rechecks it.
+    return bound(value_from(s, norm), residual, norm);
+}
+
+double QueryCoder::bound(double v, float residual, float norm) const noexcept {
     // Besides the quantization error, allow for float32 rounding in the
     // kernels: the bound must never exceed the exact value Postgres recomputes
     // (the executor's recheck raises "index returned tuples in wrong order"

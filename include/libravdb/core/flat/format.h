@@ -37,6 +37,11 @@ enum EntryFlags : std::uint16_t {
 // Hits for NULL vectors sort after every distance, NaN included: their tid
 // key carries this bit (heap tids use 48 bits).
 constexpr std::uint64_t kNullTidBit = std::uint64_t{1} << 63;
+// Hits whose key is a lower bound although the index has no quantizer (the
+// entry crossed a page boundary and was summed in pieces): the executor must
+// recheck them.
+constexpr std::uint64_t kRecheckTidBit = std::uint64_t{1} << 62;
+constexpr std::uint64_t kTidKeyMask = (std::uint64_t{1} << 48) - 1;
 
 // The first 16 bytes of every entry. Entry size and page data size are both
 // multiples of 16, so a header never straddles a page boundary.
