@@ -26,7 +26,11 @@ void _PG_init(void) {
                              "New tables with lvector columns keep rows up to a page inline and uncompressed.",
                              "Sets toast_tuple_target = 8160 on tables that get an lvector column.",
                              &keep_vectors_inline, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+#if PG_VERSION_NUM >= 150000
     MarkGUCPrefixReserved("libravdb");
+#else
+    EmitWarningsOnPlaceholders("libravdb");
+#endif
 }
 
 namespace lrv::pg {
