@@ -19,6 +19,8 @@ struct Options {
 
 // A copy of the metapage, validated (XX002 on corruption).
 core::flat::MetaPage read_meta(Relation index);
+// The same from a metapage buffer the caller has locked.
+core::flat::MetaPage meta_from_buffer(Relation index, Buffer buf);
 // ERROR (XX002, naming block 0) unless `meta` is a valid metapage.
 void check_meta(Relation index, const core::flat::MetaPage& meta);
 // Writes `meta` into a registered metapage image.

@@ -59,11 +59,7 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
 
     Buffer metabuf = ReadBuffer(index, kMetaBlock);
     LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-    Page metapage = BufferGetPage(metabuf);
-    check_page(index, kMetaBlock, metapage, kMagic, kPageMeta);
-    MetaPage meta;
-    std::memcpy(&meta, page_data(metapage), sizeof meta);
-    check_meta(index, meta);
+    MetaPage meta = meta_from_buffer(index, metabuf);
     if (v != nullptr && v->dim != meta.dims)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("expected %u dimensions, not %d", meta.dims, static_cast<int>(v->dim))));

@@ -11,15 +11,20 @@ namespace lrv::pg::lflat {
 
 using core::flat::MetaPage;
 
-MetaPage read_meta(Relation index) {
-    Buffer buf = ReadBuffer(index, kMetaBlock);
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
+MetaPage meta_from_buffer(Relation index, Buffer buf) {
     Page page = BufferGetPage(buf);
     check_page(index, kMetaBlock, page, kMagic, kPageMeta);
     MetaPage meta;
     std::memcpy(&meta, page_data(page), sizeof meta);
-    UnlockReleaseBuffer(buf);
     check_meta(index, meta);
+    return meta;
+}
+
+MetaPage read_meta(Relation index) {
+    Buffer buf = ReadBuffer(index, kMetaBlock);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    MetaPage meta = meta_from_buffer(index, buf);  // an ERROR here releases the lock too
+    UnlockReleaseBuffer(buf);
     return meta;
 }
 
