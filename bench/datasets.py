@@ -295,13 +295,13 @@ def load(spec: str) -> Dataset:
         parts = spec.split(":")
         if len(parts) != 3:
             raise ValueError("clustered data sets are written clustered:N:D, e.g. clustered:100000:128")
-        return clustered(_parse_count(parts[1]), int(parts[2]))
+        return clustered(parse_count(parts[1]), int(parts[2]))
     if os.path.exists(spec):
         return from_path(spec)
     raise ValueError(f"unknown data set {spec!r}: want fashion-mnist, clustered:N:D or a file path")
 
 
-def _parse_count(s: str) -> int:
+def parse_count(s: str) -> int:
     s = s.lower()
     mult = {"k": 1000, "m": 1000000}.get(s[-1:], 1)
     return int(float(s[:-1] if mult > 1 else s) * mult)
@@ -395,7 +395,8 @@ def ground_truth(ds: Dataset, metric: str, n_queries: int, k: int = GT_K) -> tup
     prefix = f"n{n}-{metric}-k{k}-q"
     best = None
     for f in os.listdir(gt_dir):
-        if f.startswith(prefix) and f.endswith("-ids.npy"):
+        # Filtered ground truth shares the folder (n...-q100-category-<digest>).
+        if f.startswith(prefix) and f.endswith("-ids.npy") and f[len(prefix):-len("-ids.npy")].isdigit():
             q = int(f[len(prefix):-len("-ids.npy")])
             if q >= n_queries and (best is None or q < best):
                 best = q

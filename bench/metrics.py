@@ -45,19 +45,59 @@ def recall_by_ids(result_ids: Sequence[int], true_ids: Sequence[int], k: int) ->
 
 
 def mean_recall(results: Iterable[Sequence[int]], queries: np.ndarray, base: np.ndarray,
-                gt_dists: np.ndarray, metric: str, k: int) -> float:
+                gt_dists: np.ndarray, metric: str, k: int, gt_ids: Optional[np.ndarray] = None) -> float:
     """Mean tie-aware recall@k over queries; results[i] are the ids (row
-    numbers in base) returned for queries[i]."""
+    numbers in base) returned for queries[i].
+
+    With gt_ids (filtered ground truth, where id -1 marks a missing place
+    because fewer than k rows match the filter), a query with m < k matching
+    rows is scored out of m, not k, and a query with no matching row is left
+    out of the mean. Callers replace ids that break the filter by -1 first,
+    so they count as wrong."""
     total, count = 0.0, 0
     for i, ids in enumerate(results):
+        expected = k
+        if gt_ids is not None:
+            expected = int(np.count_nonzero(np.asarray(gt_ids[i, :k]) >= 0))
+            if expected == 0:
+                continue
         ids = [int(x) for x in ids]
         valid = [x for x in ids if 0 <= x < len(base)]
         d = distances_to(queries[i], base[valid], metric) if valid else np.array([])
         dist_of = dict(zip(valid, d))
         dists = [dist_of.get(x, math.inf) for x in ids]
-        total += recall_with_ties(ids, dists, float(gt_dists[i, k - 1]), k)
+        total += recall_with_ties(ids, dists, float(gt_dists[i, expected - 1]), expected)
         count += 1
     return total / count if count else float("nan")
+
+
+def rows_returned(results: Sequence[Sequence[int]], k: int, matching: Optional[Sequence[int]] = None) -> dict:
+    """How many rows each query returned. A correct k-NN query returns
+    min(k, rows matching its filter) rows (matching[i]; every row when there is
+    no filter); 'short' counts the queries that returned fewer, which a
+    filtered index scan does when it stops before enough rows pass the
+    filter."""
+    counts = np.array([len(r) for r in results], dtype=np.int64)
+    want = np.full(len(counts), k) if matching is None else np.minimum(k, np.asarray(matching)[:len(counts)])
+    return {"rows_min": int(counts.min()) if counts.size else 0,
+            "rows_mean": float(counts.mean()) if counts.size else 0.0,
+            "short_queries": int(np.count_nonzero(counts < want))}
+
+
+def drop_filter_violations(results: Sequence[Sequence[int]], row_values: np.ndarray,
+                           query_values: Sequence[int]) -> tuple:
+    """Replaces returned ids whose row does not satisfy WHERE column = value by
+    -1 (so recall counts them as wrong) and counts them."""
+    out, bad = [], 0
+    for ids, v in zip(results, query_values):
+        fixed = []
+        for x in ids:
+            x = int(x)
+            ok = 0 <= x < len(row_values) and row_values[x] == v
+            bad += not ok
+            fixed.append(x if ok else -1)
+        out.append(fixed)
+    return out, bad
 
 
 def latency_summary(latencies_s: Sequence[float], wall_s: Optional[float] = None) -> dict:

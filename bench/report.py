@@ -59,7 +59,16 @@ def header_markdown(env: dict) -> str:
         f"- 1-minute load average when the run started: {env.get('loadavg_start', '-')} "
         "(other processes slow rounds down; --repeat keeps the fastest round)",
         f"- client: one connection, server-side prepared statement, psycopg {env['psycopg']}, "
-        f"numpy {env['numpy']}",
+        f"numpy {env['numpy']}"
+        + (f"; recall@{env['k2']} (LIMIT {env['k2']}, one round) for index scans" if env.get("k2") else ""),
+    ]
+    if env.get("clients"):
+        lines.append(f"- concurrency: pgbench -M prepared, {', '.join(map(str, env['clients']))} clients "
+                     f"(one thread each), {env['clients_time']} s per run, random query id per transaction")
+    if env.get("hnswlib") or env.get("faiss"):
+        lines.append(f"- in-process ceilings (no SQL, 1 thread): hnswlib {env.get('hnswlib') or 'missing'}, "
+                     f"faiss {env.get('faiss') or 'missing'}")
+    lines += [
         f"- command: `{env['command']}`",
     ]
     return "\n".join(lines) + "\n"
@@ -73,15 +82,123 @@ def _fmt(x, nd=1):
     return str(x)
 
 
+def _params(p: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in {**p.get("build", {}), **p.get("search", {})}.items()) or "-"
+
+
+def _rows_cell(p: dict) -> str:
+    """Rows returned: the minimum over the queries, flagged when some query
+    returned fewer than min(k, matching rows) or rows that break the filter."""
+    cell = f"{p.get('rows_min', '-')}"
+    if p.get("short_queries"):
+        cell += f" ({p['short_queries']} short!)"
+    if p.get("filter_violations"):
+        cell += f" ({p['filter_violations']} break the filter!)"
+    return cell
+
+
+def _k2_flags(p: dict) -> str:
+    out = ""
+    if p.get("short_queries_k2"):
+        out += f" ({p['short_queries_k2']} short!)"
+    if not p.get("plan_ok_k2", True):
+        out += f" (plan: {p['plan_k2']}!)"
+    return out
+
+
 def points_markdown(points: list) -> str:
-    rows = ["| target | table | metric | params | QPS | p50 ms | p95 ms | p99 ms | recall@k | plan |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    k2 = next((p["k2"] for p in points if "k2" in p), None)
+    rows = ["| target | table | metric | params | QPS | p50 ms | p95 ms | p99 ms | recall@k | "
+            + (f"recall@{k2} | QPS@{k2} | " if k2 else "") + "rows | build s | index MB | plan |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if k2 else "") + "---:|---:|---:|---|"]
     for p in points:
-        params = ", ".join(f"{k}={v}" for k, v in {**p.get("build", {}), **p.get("search", {})}.items()) or "-"
         plan = p["plan"] + ("" if p["plan_ok"] else " (unexpected!)")
-        rows.append(f"| {p['target']} | {p['table']} | {p['metric']} | {params} | {p['qps']:.1f} | "
-                    f"{p['p50_ms']:.2f} | {p['p95_ms']:.2f} | {p['p99_ms']:.2f} | {p['recall']:.4f} | {plan} |")
+        extra = ""
+        if k2:
+            extra = (f"{p['recall_k2']:.4f}{_k2_flags(p)} | {p['qps_k2']:.1f} | " if "k2" in p
+                     else ("1 (exact scan) | - | " if p["kind"] == "exact" else "- | - | "))
+        rows.append(f"| {p['target']} | {p['table']} | {p['metric']} | {_params(p)} | {p['qps']:.1f} | "
+                    f"{p['p50_ms']:.2f} | {p['p95_ms']:.2f} | {p['p99_ms']:.2f} | {p['recall']:.4f} | {extra}"
+                    f"{_rows_cell(p)} | {_fmt(p.get('build_s'))} | "
+                    f"{_fmt(p['index_bytes'] / 2**20 if p.get('index_bytes') else None)} | {plan} |")
     return "\n".join(rows) + "\n"
+
+
+def concurrency_markdown(records: list) -> str:
+    """pgbench results: TPS and average latency per client count, and the
+    speed-up over one client of the same point."""
+    if not records:
+        return ""
+    one = {}
+    for r in records:
+        if r["clients"] == 1:
+            one[(r["target"], _params(r))] = r["tps"]
+    rows = ["| target | metric | params | clients | TPS | latency avg ms | transactions | failed | "
+            "TPS / 1 client | plan |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in records:
+        base = one.get((r["target"], _params(r)))
+        plan = r["plan"] + ("" if r["plan_ok"] else " (unexpected!)")
+        speedup = f"{r['tps'] / base:.2f}x" if base else "-"
+        rows.append(f"| {r['target']} | {r['metric']} | {_params(r)} | {r['clients']} | {r['tps']:.1f} | "
+                    f"{_fmt(r['latency_avg_ms'], 2)} | {r['transactions']} | {_fmt(r.get('failed'))} | "
+                    f"{speedup} | {plan} |")
+    return "\n".join(rows) + "\n"
+
+
+def inprocess_markdown(points: list) -> str:
+    """The in-process ceilings: build once, a search sweep."""
+    if not points:
+        return ""
+    rows = ["| library (in-process, no SQL, 1 thread) | build params | search | QPS | p50 ms | p99 ms | "
+            "recall@k | build s | index MB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for p in points:
+        b = ", ".join(f"{k}={v}" for k, v in p["build"].items()) or "-"
+        s = ", ".join(f"{k}={v}" for k, v in p["search"].items()) or "-"
+        rows.append(f"| {p['target']} | {b} | {s} | {p['qps']:.1f} | {p['p50_ms']:.3f} | {p['p99_ms']:.3f} | "
+                    f"{p['recall']:.4f} | {p['build_s']:.1f} | {p['index_bytes'] / 2**20:.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def scaling_markdown(points: list, conc: list = ()) -> str:
+    """Build time, index size, QPS and recall against N, one row per target,
+    parameters and N, sorted by target then N."""
+    rows = ["| target | params | N | build s | index MB | QPS | recall@k |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    for p in sorted(points, key=lambda p: (p["target"], _params(p), p["rows"])):
+        mb = p["index_bytes"] / 2**20 if p.get("index_bytes") else None
+        rows.append(f"| {p['target']} | {_params(p)} | {p['rows']} | {_fmt(p.get('build_s'))} | {_fmt(mb)} | "
+                    f"{p['qps']:.1f} | {p['recall']:.4f} |")
+    out = "\n".join(rows) + "\n"
+    if conc:
+        best = {}
+        for r in conc:
+            key = (r["target"], _params(r), r["dataset"])
+            if key not in best or r["tps"] > best[key]["tps"]:
+                best[key] = r
+        rows = ["| target | params | data set | best TPS | at clients |", "|---|---|---|---:|---:|"]
+        for (target, params, dsname), r in sorted(best.items()):
+            rows.append(f"| {target} | {params} | {dsname} | {r['tps']:.1f} | {r['clients']} |")
+        out += "\n" + "\n".join(rows) + "\n"
+    return out
+
+
+def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bool, titled: bool) -> list:
+    """The report sections of one data set."""
+    pts = [p for p in bench.points if p.get("dataset") == name]
+    sql_pts = [p for p in pts if p["kind"] != "inprocess"]
+    inproc = [p for p in pts if p["kind"] == "inprocess"]
+    conc = [c for c in bench.conc if c.get("dataset") == name]
+    md = [f"# {name}, {rows} rows\n"] if titled else []
+    md += ["## Storage\n", storage_markdown(bench.tables), "## Results\n", points_markdown(sql_pts)]
+    if conc:
+        md += ["## Concurrent clients (pgbench)\n", concurrency_markdown(conc)]
+    if inproc:
+        md += ["## In-process ceilings (hnswlib / FAISS inside Python, no SQL)\n", inprocess_markdown(inproc)]
+    if comps:
+        md += ["## libravdb / pgvector (same run, same queries)\n", comparisons_markdown(comps)]
+    elif not have_pgvector:
+        md += ["pgvector was not available in this server, so there are no ratios.\n"]
+    return md
 
 
 def storage_markdown(tables: dict) -> str:
@@ -89,6 +206,8 @@ def storage_markdown(tables: dict) -> str:
             "avg stored vector B | load s | WAL MB |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for key, t in tables.items():
+        if t is None:       # the pgbench queries tables
+            continue
         st, ld = t["storage"], t.get("load") or {}
         opts = ", ".join(x for x in (st.get("reloptions"), f"STORAGE {st.get('attstorage')}") if x)
         rows.append(f"| {t['table']} | {t['description']} | {opts} | {st['heap_bytes'] / 2**20:.1f} | "
@@ -123,8 +242,13 @@ def plot(points: list, path: str, title: str) -> bool:
         by_target.setdefault(p["target"], []).append(p)
     colors = plt.get_cmap("tab20").colors
     for n, (name, pts) in enumerate(sorted(by_target.items())):
-        pts = sorted(pts, key=lambda p: p["recall"])
+        pts = sorted(pts, key=lambda p: (p["recall"], p["qps"]))
         pg = name.startswith("pgvector")
+        if pts[0]["kind"] == "inprocess":
+            # Ceilings: grey, dotted, labelled as not comparable on equal terms.
+            ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts], marker="x", linestyle=":",
+                    color="0.35" if "hnsw" in name else "0.6", label=f"{name} (ceiling: in-process, no SQL)")
+            continue
         ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts], marker="s" if pg else "o",
                 linestyle="--" if pg else "-", color=colors[n % len(colors)], label=name)
     lo = min(p["recall"] for p in points)

@@ -8,17 +8,25 @@ against any server the PG* environment variables point at:
     /usr/bin/python3 bench/run.py --dataset fashion-mnist --queries 100
     /usr/bin/python3 bench/run.py --quick --targets 'lvector-*'
     /usr/bin/python3 bench/run.py --list-targets
+    /usr/bin/python3 bench/run.py --clients 1,2,4 --targets 'lvector-lflat-l2'
+    /usr/bin/python3 bench/run.py --scaling --targets 'lvector-lflat-l2,pgvector-exact-l2'
 
 For every target it loads (once per table layout) the data set with binary
 COPY, runs warm-up queries, then N timed queries one after another as a
 server-side prepared statement, and reports QPS, p50/p95/p99 latency and
-recall@k against exact ground truth computed here with numpy. When pgvector's
-extension is available in the server it measures the same queries on vector
-columns and reports lvector / pgvector QPS ratios from the same run.
+recall@k against exact ground truth computed here with numpy (for filtered
+targets, the exact ground truth of the filtered query), plus recall@100 for
+index scans. With --clients it also runs pgbench with several clients per
+point (TPS and average latency). In-process targets (hnswlib, FAISS) give
+ceilings without SQL. --scaling repeats the run over generated data sets of
+growing size. When pgvector's extension is available in the server it
+measures the same queries on vector columns and reports lvector / pgvector
+ratios from the same run.
 """
 
 import argparse
 import datetime
+import fnmatch
 import json
 import os
 import re
@@ -30,7 +38,9 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
+import concurrency  # noqa: E402
 import datasets  # noqa: E402
+import inprocess  # noqa: E402
 import metrics  # noqa: E402
 import pgload  # noqa: E402
 import report  # noqa: E402
@@ -38,6 +48,7 @@ import targets as registry  # noqa: E402
 
 try:
     import psycopg
+    import psycopg.sql
 except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("psycopg 3 is missing: run with Debian's /usr/bin/python3 and install python3-psycopg "
              "(scripts/install-deps.sh does)")
@@ -64,6 +75,18 @@ def parse_args(argv=None):
     ap.add_argument("--reload", action="store_true", help="reload tables even when they hold this data set")
     ap.add_argument("--keep-tables", action="store_true", help="do not drop the tables at the end")
     ap.add_argument("--list-targets", action="store_true", help="list the registered targets and exit")
+    ap.add_argument("--k2", type=int, default=100,
+                    help="second LIMIT for recall@k2 on index targets (default 100; 0 turns it off)")
+    ap.add_argument("--clients", default=None,
+                    help="comma-separated client counts for pgbench throughput runs, e.g. 1,2,4 (default: none)")
+    ap.add_argument("--clients-time", type=int, default=10, help="seconds per pgbench run (default 10)")
+    ap.add_argument("--clients-targets", default=None,
+                    help="targets (names or patterns) that get pgbench runs (default: every selected SQL target)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="run the targets on clustered data sets of 10k, 100k (and 1M) rows and tabulate "
+                         "build time, index size and QPS against N")
+    ap.add_argument("--scaling-max", default="100k",
+                    help="largest data set of --scaling: 10k, 100k or 1M (default 100k)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rows = args.rows or 10000
@@ -71,14 +94,63 @@ def parse_args(argv=None):
     args.queries = args.queries or 100
     if args.k < 1 or args.k > datasets.GT_K:
         ap.error(f"--k must be between 1 and {datasets.GT_K}")
+    if args.k2 and not args.k < args.k2 <= datasets.GT_K:
+        ap.error(f"--k2 must be 0 or between --k + 1 and {datasets.GT_K}")
+    try:
+        args.client_counts = parse_clients(args.clients)
+        args.scaling_sizes = scaling_sizes(args.scaling_max) if args.scaling else []
+    except ValueError as e:
+        ap.error(str(e))
+    if args.clients_time < 1:
+        ap.error("--clients-time must be at least 1 second")
     return args
+
+
+def parse_clients(text) -> list:
+    """'1,2,4' -> [1, 2, 4]; None or '' -> []."""
+    if not text:
+        return []
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"--clients wants positive integers, got {part!r}")
+        if int(part) not in out:
+            out.append(int(part))
+    return out
+
+
+SCALING_STEPS = (10000, 100000, 1000000)
+
+
+def scaling_sizes(limit: str) -> list:
+    """The data set sizes of --scaling up to limit (10k, 100k or 1M)."""
+    n = datasets.parse_count(limit)
+    sizes = [s for s in SCALING_STEPS if s <= n]
+    if not sizes:
+        raise ValueError(f"--scaling-max {limit!r} is below the smallest step (10k)")
+    return sizes
+
+
+def scaling_spec(dataset: str, n: int) -> str:
+    """clustered:N:D for a scaling step, with D from --dataset when that is a
+    clustered set, else 128."""
+    dims = 128
+    if dataset.startswith("clustered:"):
+        parts = dataset.split(":")
+        if len(parts) == 3 and parts[2].isdigit():
+            dims = int(parts[2])
+    return f"clustered:{n}:{dims}"
 
 
 def list_targets() -> None:
     for t in registry.REGISTRY.values():
         extra = f", filter {t.filter}" if t.filter else ""
-        log(f"{t.name:32s} {'default' if t.default else 'opt-in ':7s} {t.kind:5s} {t.metric:6s} "
-            f"on {t.spec.table}{extra}")
+        where = f"on {t.spec.table}" if t.spec else f"in-process ({t.engine}, no SQL)"
+        log(f"{t.name:32s} {'default' if t.default else 'opt-in ':7s} {t.kind:9s} {t.metric:6s} "
+            f"{where}{extra}")
 
 
 class Bench:
@@ -86,9 +158,13 @@ class Bench:
         self.args = args
         self.conn = None
         self.lines = []            # every JSON record, in order
-        self.tables = {}           # table key -> load and storage figures
-        self.points = []
+        self.tables = {}           # table key -> load and storage figures (current data set)
+        self.points = []           # every point, all data sets
+        self.conc = []             # every pgbench record, all data sets
         self.errors = []
+        self.dataset = None        # name of the data set being measured
+        self.pgbench = None
+        self.client_targets = set()
 
     # --- connection -----------------------------------------------------------
     def connect(self):
@@ -112,30 +188,54 @@ class Bench:
         self.lines.append(record)
 
     # --- data -----------------------------------------------------------------
+    def _load(self, table, type_name, ds, ids, cat, cat100, vectors, options="", storage=None,
+              description="") -> dict:
+        tag = f"libravdb-bench {ds.key} rows={len(ds.base)} dims={ds.dims}" + (
+            f" queries={len(vectors)}" if len(vectors) != len(ds.base) else "") + (
+            f" options={options}" if options else "")
+        existing = self.conn.execute(
+            "SELECT obj_description(to_regclass(%s), 'pg_class')", (table,)).fetchone()[0]
+        if existing == tag and not self.args.reload:
+            log(f"table {table}: already holds {tag}, reusing it (--reload to load again)")
+            return None
+        log(f"loading {len(vectors)} rows into {table} ({description})")
+        pgload.create_items_table(self.conn, table, type_name, ds.dims, options, storage)
+        load = pgload.copy_items(self.conn, table, ids, cat, cat100, vectors, progress=log)
+        self.conn.execute(f"COMMENT ON TABLE {table} IS '{tag}'")
+        log(f"  loaded in {load['load_s']:.1f} s ({load['rows_per_s']:.0f} rows/s in COPY), "
+            f"WAL {load['wal_bytes'] / 2**20:.0f} MB")
+        return load
+
     def ensure_table(self, spec, ds, cat, cat100) -> None:
         if spec.key in self.tables:
             return
-        tag = f"libravdb-bench {ds.key} rows={len(ds.base)} dims={ds.dims}"
-        existing = self.conn.execute(
-            "SELECT obj_description(to_regclass(%s), 'pg_class')", (spec.table,)).fetchone()[0]
-        load = None
-        if existing == tag and not self.args.reload:
-            log(f"table {spec.table}: already holds {tag}, reusing it (--reload to load again)")
-        else:
-            log(f"loading {len(ds.base)} rows into {spec.table} ({spec.description})")
-            pgload.create_items_table(self.conn, spec.table, spec.type_name, ds.dims, spec.options, spec.storage)
-            ids = np.arange(len(ds.base), dtype=np.int32)
-            load = pgload.copy_items(self.conn, spec.table, ids, cat, cat100, ds.base, progress=log)
-            self.conn.execute(f"COMMENT ON TABLE {spec.table} IS '{tag}'")
-            log(f"  loaded in {load['load_s']:.1f} s ({load['rows_per_s']:.0f} rows/s in COPY), "
-                f"WAL {load['wal_bytes'] / 2**20:.0f} MB")
+        ids = np.arange(len(ds.base), dtype=np.int32)
+        load = self._load(spec.table, spec.type_name, ds, ids, cat, cat100, ds.base, spec.options,
+                          spec.storage, spec.description)
         st = pgload.storage_stats(self.conn, spec.table)
         log(f"  {spec.table}: heap {st['heap_bytes'] / 2**20:.1f} MB, TOAST {st['toast_bytes'] / 2**20:.1f} MB, "
             f"{st['compressed_rows']}/{st['rows']} vectors compressed, "
             f"avg stored vector {st['avg_stored_vector_bytes']:.0f} B")
         self.tables[spec.key] = {"table": spec.table, "description": spec.description,
                                  "load": load, "storage": st}
-        self.emit({"type": "table", "key": spec.key, **self.tables[spec.key]})
+        self.emit({"type": "table", "dataset": self.dataset, "key": spec.key, **self.tables[spec.key]})
+
+    def ensure_queries_table(self, t, ds) -> str:
+        """The pgbench queries table for t's vector type: the timed queries with
+        the filter values the single-client run uses (filtered_values)."""
+        qtable = concurrency.queries_table(t)
+        key = "queries:" + qtable
+        if key not in self.tables:
+            nq = self.args.queries
+            ids = np.arange(nq, dtype=np.int32)
+            # Inline storage: a query vector in TOAST would reach the k-NN
+            # query as a TOAST pointer (the InitPlan's Param), detoasted again
+            # for every distance -- pgvector's default storage does that.
+            self._load(qtable, t.spec.type_name, ds, ids, filtered_values("category", nq).astype(np.int32),
+                       filtered_values("category100", nq).astype(np.int32), ds.queries[:nq],
+                       options="toast_tuple_target = 8160", description="queries for pgbench")
+            self.tables[key] = None
+        return qtable
 
     # --- one target -------------------------------------------------------------
     def build_index(self, t, bp: dict) -> dict:
@@ -154,7 +254,73 @@ class Bench:
         log(f"  built in {build_s:.1f} s, index {size / 2**20:.1f} MB, WAL {float(wal) / 2**20:.1f} MB")
         return {"index": name, "build_s": build_s, "index_bytes": int(size), "wal_bytes": int(wal)}
 
-    def measure(self, t, ds, queries, gt, filter_values) -> dict:
+    def _run_queries(self, cur, sql, params, texts) -> tuple:
+        lat, results = [], []
+        t0 = time.perf_counter()
+        for i, text in enumerate(texts):
+            s = time.perf_counter()
+            cur.execute(sql, params(i, text), prepare=True)
+            rows = cur.fetchall()
+            lat.append(time.perf_counter() - s)
+            results.append([r[0] for r in rows])
+        return metrics.latency_summary(lat, time.perf_counter() - t0), results
+
+    def _score(self, t, ds, queries, gt, flt, results, k) -> dict:
+        """Recall@k and row counts of one result set; for a filtered target,
+        ids breaking the filter count as wrong and are counted."""
+        out = {}
+        gt_ids = None
+        matching = None
+        if t.filter:
+            rows, fv = flt
+            results, out["filter_violations"] = metrics.drop_filter_violations(results, rows, fv)
+            gt_ids = gt[0]
+            matching = np.bincount(rows, minlength=int(max(rows.max(), fv.max())) + 1)[fv]
+        out["recall"] = metrics.mean_recall(results, queries, ds.base, gt[1], t.metric, k, gt_ids)
+        out.update(metrics.rows_returned(results, k, matching))
+        return out
+
+    def executed_plans(self, sql: str, param_sets: list) -> list:
+        """The plan each parameter set really ran with, as node chains.
+
+        A server-side prepared statement plans each execution for its values
+        (custom plans), or switches to one generic plan after five executions
+        when that looks no dearer, and either can differ from query to query
+        (a filter value decides between a sequential and an index scan). So
+        this asks the plan cache of the statement the timed loop used (found
+        in pg_prepared_statements) with EXPLAIN EXECUTE for every parameter
+        set. Without such a statement (pgbench runs in other sessions) it
+        PREPAREs its own and executes it six times first."""
+        n = 0
+
+        def dollar(_m):
+            nonlocal n
+            n += 1
+            return f"${n}"
+        body = re.sub(r"%s", dollar, sql)
+        row = self.conn.execute("SELECT name FROM pg_prepared_statements WHERE statement = %s",
+                                (body,)).fetchone()
+        name = row[0] if row else "lrv_bench_plan"
+
+        # EXECUTE is a utility statement: no bound parameters, so literals.
+        def execute(prefix, p):
+            return self.conn.execute(psycopg.sql.SQL(prefix + "EXECUTE {}({})").format(
+                psycopg.sql.Identifier(name), psycopg.sql.SQL(", ").join(map(psycopg.sql.Literal, p))))
+
+        if not row:
+            self.conn.execute(f"PREPARE {name} AS {body}")
+        try:
+            if not row:
+                for p in param_sets[:6]:
+                    execute("", p).fetchall()
+            return [" > ".join(plan_nodes(execute("EXPLAIN (FORMAT JSON) ", p).fetchone()[0][0]["Plan"]))
+                    for p in param_sets]
+        finally:
+            if not row:
+                self.conn.execute(f"DEALLOCATE {name}")
+
+    def measure(self, t, ds, queries, gt, flt) -> dict:
+        """flt: (row values of the filter column, filter value per query) or None."""
         args = self.args
         k, nq = args.k, len(queries)
         sql = t.query_sql(k)
@@ -162,100 +328,258 @@ class Bench:
         warm = [pgload.vector_text(q) for q in ds.queries[nq:nq + args.warmup]] or texts
 
         def params(i, text):
-            return (int(filter_values[i % nq]), text) if t.filter else (text,)
+            return (int(flt[1][i % nq]), text) if t.filter else (text,)
 
-        plan = self.conn.execute("EXPLAIN (FORMAT JSON) " + sql, params(0, texts[0])).fetchone()[0]
-        nodes = plan_nodes(plan[0]["Plan"])
         cur = self.conn.cursor()
         for i in range(args.warmup):
             cur.execute(sql, params(i, warm[i % len(warm)]), prepare=True)
             cur.fetchall()
         # Other processes on the machine can only slow a round down, so with
         # --repeat the fastest round is the best estimate of the code's speed.
-        rounds = []
-        for _ in range(max(1, args.repeat)):
-            lat, results = [], []
-            t0 = time.perf_counter()
-            for i in range(nq):
-                s = time.perf_counter()
-                cur.execute(sql, params(i, texts[i]), prepare=True)
-                rows = cur.fetchall()
-                lat.append(time.perf_counter() - s)
-                results.append([r[0] for r in rows])
-            rounds.append((metrics.latency_summary(lat, time.perf_counter() - t0), results))
+        rounds = [self._run_queries(cur, sql, params, texts) for _ in range(max(1, args.repeat))]
         summary, results = max(rounds, key=lambda r: r[0]["qps"])
         summary["rounds_qps"] = [r[0]["qps"] for r in rounds]
-        summary["recall"] = metrics.mean_recall(results, queries, ds.base, gt[1], t.metric, k)
-        summary["plan"] = " > ".join(nodes)
-        summary["plan_ok"] = any(t.expect_node in n for n in nodes)
+        summary.update(self._score(t, ds, queries, gt, flt, results, k))
+        all_params = [params(i, texts[i]) for i in range(nq)]
+        summary.update(plan_summary(self.executed_plans(sql, all_params), t.expect_node))
         summary["sql"] = sql
+        if args.k2 and t.measures_k2:
+            # One round with LIMIT k2 (the caches are warm from the rounds
+            # above); its plan can differ (a larger LIMIT favours a seq scan).
+            sql2 = t.query_sql(args.k2)
+            s2, res2 = self._run_queries(cur, sql2, params, texts)
+            sc2 = self._score(t, ds, queries, gt, flt, res2, args.k2)
+            p2 = plan_summary(self.executed_plans(sql2, all_params), t.expect_node)
+            summary.update({"k2": args.k2, "qps_k2": s2["qps"], "recall_k2": sc2["recall"],
+                            "short_queries_k2": sc2["short_queries"], "plan_k2": p2["plan"],
+                            "plan_ok_k2": p2["plan_ok"]})
         return summary
 
-    def run_target(self, t, ds, gt, filter_values) -> None:
-        queries = ds.queries[:self.args.queries]
-        shown = t.query_sql(self.args.k)
-        for n in (1, 2):
-            shown = shown.replace("%s", f"${n}", 1)
-        log(f"target {t.name}: {shown}")
-        for bp in t.build_params:
-            build = None
+    def run_clients(self, t, ds, build, bp, sp) -> None:
+        """pgbench with each --clients count on the current point."""
+        qtable = self.ensure_queries_table(t, ds)
+        text = concurrency.script(t, self.args.k, qtable, self.args.queries)
+        options = concurrency.pgoptions([s.format(**sp) for s in t.search_sql])
+        sql = concurrency.script_sql(t, self.args.k, qtable).replace(":qid", "%s")
+        ps = plan_summary(self.executed_plans(sql, [(i % self.args.queries,) * sql.count("%s")
+                                                    for i in range(min(6, self.args.queries))]), t.expect_node)
+        for c in self.args.client_counts:
             try:
-                if t.kind == "index":
-                    build = self.build_index(t, bp)
-                for sp in t.search_params:
-                    for s in t.search_sql:
-                        self.conn.execute(s.format(**sp))
-                    m = self.measure(t, ds, queries, gt, filter_values)
-                    point = {"type": "point", "target": t.name, "table": t.spec.table, "table_key": t.table,
-                             "metric": t.metric, "kind": t.kind, "filter": t.filter, "k": self.args.k,
-                             "build": bp, "search": sp, **(build or {}), **m}
-                    self.points.append(point)
-                    self.emit(point)
-                    flag = "" if m["plan_ok"] else f"  (plan lacks {t.expect_node}!)"
-                    log(f"  {json.dumps(sp) if sp else ''}QPS {m['qps']:.1f}, p50 {m['p50_ms']:.2f} ms, "
-                        f"p95 {m['p95_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms, "
-                        f"recall@{self.args.k} {m['recall']:.4f}; plan: {m['plan']}{flag}")
+                r = concurrency.run_pgbench(self.pgbench, text, c, self.args.clients_time, options)
+            except (RuntimeError, ValueError, OSError) as e:
+                msg = f"pgbench {t.name} {bp} {sp} clients={c} failed: {str(e).strip()[:500]}"
+                log("  ERROR: " + msg)
+                self.errors.append(msg)
+                continue
+            rec = {"type": "concurrency", "dataset": self.dataset, "target": t.name, "metric": t.metric,
+                   "kind": t.kind, "filter": t.filter, "k": self.args.k, "build": bp, "search": sp,
+                   "plan": ps["plan"], "plan_ok": ps["plan_ok"], **r}
+            self.conc.append(rec)
+            self.emit(rec)
+            flag = "" if ps["plan_ok"] else f"  (plan lacks {t.expect_node}!)"
+            log(f"  {c} client(s), {self.args.clients_time} s: TPS {r['tps']:.1f}, "
+                f"latency avg {r['latency_avg_ms']:.2f} ms, {r['transactions']} transactions"
+                + (f", {r['failed']} failed" if r.get("failed") else "") + flag)
+
+    def run_point(self, t, ds, gt, flt, bp, build) -> None:
+        for sp in t.search_params:
+            try:
+                # A fresh session per point: a generic plan cached by a prepared
+                # statement survives SET (enable_seqscan = off would not reach
+                # it), so statements must not outlive their settings.
+                self.conn.close()
+                self.connect()
+                for s in t.search_sql:
+                    self.conn.execute(s.format(**sp))
+                m = self.measure(t, ds, ds.queries[:self.args.queries], gt, flt)
+                point = {"type": "point", "dataset": self.dataset, "rows": len(ds.base),
+                         "target": t.name, "table": t.spec.table, "table_key": t.table,
+                         "metric": t.metric, "kind": t.kind, "filter": t.filter, "k": self.args.k,
+                         "build": bp, "search": sp, **(build or {}), **m}
+                self.points.append(point)
+                self.emit(point)
+                flag = "" if m["plan_ok"] else f"  (plan lacks {t.expect_node}!)"
+                if m["short_queries"]:
+                    flag += f"  ({m['short_queries']} queries returned fewer than {self.args.k} rows!)"
+                if m.get("filter_violations"):
+                    flag += f"  ({m['filter_violations']} rows break the filter!)"
+                k2 = (f", recall@{m['k2']} {m['recall_k2']:.4f} ({m['qps_k2']:.1f} QPS"
+                      + ("" if m["plan_ok_k2"] else f", plan: {m['plan_k2']}!") + ")" if "k2" in m else "")
+                log(f"  {json.dumps(sp) + ' ' if sp else ''}QPS {m['qps']:.1f}, p50 {m['p50_ms']:.2f} ms, "
+                    f"p95 {m['p95_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms, "
+                    f"recall@{self.args.k} {m['recall']:.4f}{k2}, rows min {m['rows_min']}; "
+                    f"plan: {m['plan']}{flag}")
+                if self.args.client_counts and t.name in self.client_targets:
+                    self.run_clients(t, ds, build, bp, sp)
             except psycopg.Error as e:
-                self.reconnect_after_failure(f"target {t.name} {bp}", e)
+                self.reconnect_after_failure(f"target {t.name} {bp} {sp}", e)
             finally:
-                if build:
-                    try:
-                        self.conn.execute(f"DROP INDEX IF EXISTS {build['index']}")
-                    except psycopg.Error:
-                        pass
-                for s in t.search_sql:   # back to the defaults for the next target
+                for s in t.search_sql:   # back to the defaults for the next point
                     name = s.split()[1]
                     try:
                         self.conn.execute(f"RESET {name}")
                     except psycopg.Error:
                         pass
 
+    def run_group(self, group: list, ds, gts: dict, cat, cat100) -> None:
+        """Targets sharing a table and (for indexes) a CREATE INDEX: each build
+        parameter set is built once, every target measured on it, then dropped."""
+        first = group[0]
+        for t in group:
+            log(f"target {t.name}: {shown_sql(t, self.args.k)}")
+        for bp in first.build_params:
+            build = None
+            try:
+                if first.kind == "index":
+                    build = self.build_index(first, bp)
+                for t in group:
+                    if bp not in t.build_params:
+                        continue
+                    if len(group) > 1:
+                        log(f" {t.name} {bp}")
+                    gt, flt = self.truth(t, ds, gts, cat, cat100)
+                    self.run_point(t, ds, gt, flt, bp, build)
+            except psycopg.Error as e:
+                self.reconnect_after_failure(f"building for {first.name} {bp}", e)
+            finally:
+                if build:
+                    try:
+                        self.conn.execute(f"DROP INDEX IF EXISTS {build['index']}")
+                    except psycopg.Error:
+                        pass
+
+    def truth(self, t, ds, gts, cat, cat100) -> tuple:
+        """Ground truth for t (the filtered one for a filtered target) and the
+        (row values, query values) of its filter."""
+        nq = self.args.queries
+        key = (t.metric, t.filter)
+        flt = None
+        if t.filter:
+            rows = cat if t.filter == "category" else cat100
+            flt = (rows, filtered_values(t.filter, nq))
+        if key not in gts:
+            if t.filter:
+                gts[key] = datasets.filtered_ground_truth(ds, t.metric, nq, t.filter, flt[0], flt[1])
+            else:
+                gts[key] = datasets.ground_truth(ds, t.metric, nq)
+        return gts[key], flt
+
+    def run_inprocess(self, t, ds, gts) -> None:
+        args = self.args
+        queries = ds.queries[:args.queries]
+        warm = ds.queries[args.queries:args.queries + args.warmup]
+        gt, _ = self.truth(t, ds, gts, None, None)
+        log(f"target {t.name}: in-process {t.engine}, one query at a time, 1 thread, no SQL")
+        try:
+            for bp, build, sp, summary, results in inprocess.run(t, ds.base, queries, warm, args.k,
+                                                                  args.repeat, log):
+                summary["recall"] = metrics.mean_recall(results, queries, ds.base, gt[1], t.metric, args.k)
+                summary.update(metrics.rows_returned(results, args.k))
+                point = {"type": "point", "dataset": self.dataset, "rows": len(ds.base), "target": t.name,
+                         "table": "(in-process, no SQL)", "table_key": None, "metric": t.metric,
+                         "kind": t.kind, "filter": None, "k": args.k, "build": bp, "search": sp,
+                         **build, **summary, "plan": f"{t.engine} in-process", "plan_ok": True}
+                self.points.append(point)
+                self.emit(point)
+                log(f"  {json.dumps(sp) + ' ' if sp else ''}QPS {summary['qps']:.1f}, "
+                    f"p50 {summary['p50_ms']:.3f} ms, recall@{args.k} {summary['recall']:.4f}")
+        except (ImportError, RuntimeError, ValueError, MemoryError) as e:
+            msg = f"in-process target {t.name} failed: {type(e).__name__}: {e}"
+            log("  ERROR: " + msg)
+            self.errors.append(msg)
+
+    def run_dataset(self, ds, chosen: list) -> None:
+        """Every chosen target on one data set: exact targets first (an index
+        built for a later target would change their plans), then index groups,
+        then the in-process ceilings."""
+        self.dataset = ds.name
+        self.tables = {}
+        cat, cat100 = ds.categories()
+        log(f"data set {ds.name}: {len(ds.base)} rows x {ds.dims} dims, {self.args.queries} queries, "
+            f"k = {self.args.k}")
+        gts = {}
+        failed_tables = set()
+        sql_targets = [t for t in chosen if t.kind != "inprocess"]
+        for group in group_targets(sql_targets):
+            t = group[0]
+            if t.table in failed_tables:
+                continue
+            try:
+                self.ensure_table(t.spec, ds, cat, cat100)
+            except psycopg.Error as e:
+                self.reconnect_after_failure(f"loading {t.spec.table}", e)
+                failed_tables.add(t.table)
+                continue
+            self.run_group(group, ds, gts, cat, cat100)
+        for t in chosen:
+            if t.kind == "inprocess":
+                self.run_inprocess(t, ds, gts)
+
+    def drop_tables(self) -> None:
+        for key in list(self.tables):
+            table = key.split(":", 1)[1] if key.startswith("queries:") else registry.TABLES[key].table
+            self.conn.execute(f"DROP TABLE IF EXISTS {table}")
+
     # --- comparisons -------------------------------------------------------------
-    def comparisons(self) -> list:
+    def comparisons(self, dataset: str) -> list:
+        points = [p for p in self.points if p.get("dataset") == dataset]
         by_name = {}
-        for p in self.points:
+        for p in points:
             by_name.setdefault(p["target"], []).append(p)
         out = []
-        for p in self.points:
+        for p in points:
             base = registry.REGISTRY[p["target"]].baseline
             for b in by_name.get(base, []):
-                if b["search"] == p["search"] or p["kind"] == "exact":
-                    out.append({"type": "comparison", "metric": p["metric"], "target": point_label(p),
-                                "qps": p["qps"], "baseline": b["target"], "baseline_qps": b["qps"],
-                                "ratio": p["qps"] / b["qps"]})
+                if b["search"] == p["search"] or p["kind"] == "exact" or not b["search"]:
+                    out.append({"type": "comparison", "dataset": dataset, "metric": p["metric"],
+                                "target": point_label(p), "qps": p["qps"], "baseline": b["target"],
+                                "baseline_qps": b["qps"], "ratio": p["qps"] / b["qps"]})
                     break
         # Best against best, per metric, among exact answers (seq scans, lflat).
-        exact = [p for p in self.points
-                 if registry.REGISTRY[p["target"]].exact_results and not p["filter"]]
+        exact = [p for p in points
+                 if p["kind"] != "inprocess" and registry.REGISTRY[p["target"]].exact_results and not p["filter"]]
         for metric in ("l2", "ip", "cosine"):
             lv = [p for p in exact if p["metric"] == metric and registry.TABLES[p["table_key"]].type_name == "lvector"]
             pv = [p for p in exact if p["metric"] == metric and registry.TABLES[p["table_key"]].type_name == "vector"]
             if lv and pv and (len(lv) > 1 or len(pv) > 1):
                 a, b = max(lv, key=lambda p: p["qps"]), max(pv, key=lambda p: p["qps"])
-                out.append({"type": "comparison", "metric": metric, "target": f"best: {point_label(a)}",
-                            "qps": a["qps"], "baseline": f"best: {point_label(b)}", "baseline_qps": b["qps"],
+                out.append({"type": "comparison", "dataset": dataset, "metric": metric,
+                            "target": f"best: {point_label(a)}", "qps": a["qps"],
+                            "baseline": f"best: {point_label(b)}", "baseline_qps": b["qps"],
                             "ratio": a["qps"] / b["qps"]})
+        # pgbench: TPS against the baseline at the same client count.
+        conc = [c for c in self.conc if c.get("dataset") == dataset]
+        for c in conc:
+            base = registry.REGISTRY[c["target"]].baseline
+            for b in conc:
+                if (b["target"] == base and b["clients"] == c["clients"]
+                        and (b["search"] == c["search"] or c["kind"] == "exact" or not b["search"])):
+                    out.append({"type": "comparison", "dataset": dataset, "metric": c["metric"],
+                                "target": f"{point_label(c)}, {c['clients']} clients, TPS", "qps": c["tps"],
+                                "baseline": f"{b['target']}, {b['clients']} clients", "baseline_qps": b["tps"],
+                                "ratio": c["tps"] / b["tps"]})
+                    break
         return out
+
+
+def group_targets(targets: list) -> list:
+    """Exact targets one by one, first; then index targets grouped by table and
+    CREATE INDEX statement (one build serves the group), in first-seen order."""
+    exact = [[t] for t in targets if t.kind == "exact"]
+    groups = {}
+    for t in targets:
+        if t.kind != "index":
+            continue
+        key = t.index_group(t.build_params[0])
+        groups.setdefault(key, []).append(t)
+    return exact + list(groups.values())
+
+
+def shown_sql(t, k: int) -> str:
+    shown = t.query_sql(k)
+    for n in (1, 2):
+        shown = shown.replace("%s", f"${n}", 1)
+    return shown
 
 
 def point_label(p: dict) -> str:
@@ -275,12 +599,66 @@ def plan_nodes(node: dict) -> list:
     return out
 
 
-def filtered_values(t, ds, nq) -> np.ndarray:
+def plan_summary(chains: list, expect_node: str) -> dict:
+    """One plan string for a point: the chain when every query ran the same
+    plan, else each distinct chain with how many queries ran it (most first).
+    plan_ok when every query's plan has the expected node."""
+    counts = {}
+    for c in chains:
+        counts[c] = counts.get(c, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    if len(ranked) == 1:
+        plan = ranked[0][0]
+    else:
+        plan = "; ".join(f"{c} ({n}/{len(chains)} queries)" for c, n in ranked)
+    ok = sum(1 for c in chains if expect_node in c)
+    return {"plan": plan, "plan_ok": bool(chains) and ok == len(chains), "plan_expected_share": ok / len(chains)
+            if chains else 0.0}
+
+
+def filtered_values(column: str, nq: int) -> np.ndarray:
     """The filter value of each query: a category that rotates through all
     classes, so filtered runs cover every class."""
-    if t.filter == "category":
+    if column == "category":
         return np.arange(nq) % 10
     return (np.arange(nq) * 37) % 100
+
+
+def check_availability(conn, chosen: list) -> tuple:
+    """Drops targets this server or this Python cannot run, saying why.
+    Returns (targets, pgvector available)."""
+    have_pgvector = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    if have_pgvector:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    else:
+        skipped = [t.name for t in chosen if t.spec and t.spec.extension == "vector"]
+        chosen = [t for t in chosen if not (t.spec and t.spec.extension == "vector")]
+        log("pgvector (extension 'vector') is not available in this server: no pgvector targets"
+            + (f" (skipped {', '.join(skipped)})" if skipped else "") + ", no ratios")
+
+    ams = {r[0] for r in conn.execute("SELECT amname FROM pg_am")}
+    missing = [t for t in chosen if t.requires_am and t.requires_am not in ams]
+    if missing:
+        log("no access method " + ", ".join(sorted({t.requires_am for t in missing}))
+            + " in this server: skipped " + ", ".join(t.name for t in missing))
+        chosen = [t for t in chosen if t not in missing]
+    no_module = [t for t in chosen if t.requires_module and not inprocess.module_version(t.requires_module)]
+    if no_module:
+        log("Python module " + ", ".join(sorted({t.requires_module for t in no_module}))
+            + " not importable (Debian: python3-hnswlib, python3-faiss): skipped "
+            + ", ".join(t.name for t in no_module))
+        chosen = [t for t in chosen if t not in no_module]
+    return chosen, bool(have_pgvector)
+
+
+def select_client_targets(patterns, chosen: list) -> set:
+    sql = [t.name for t in chosen if t.kind != "inprocess"]
+    if not patterns:
+        return set(sql)
+    out = set()
+    for pat in (p.strip() for p in patterns.split(",") if p.strip()):
+        out |= {n for n in sql if fnmatch.fnmatchcase(n, pat)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -293,36 +671,34 @@ def main(argv=None) -> int:
     out_dir = args.out or os.path.join(HERE, "results", started.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out_dir, exist_ok=True)
 
-    ds = datasets.load(args.dataset).subset(args.rows)
-    if len(ds.queries) < args.queries:
-        sys.exit(f"{ds.name} has only {len(ds.queries)} queries")
-    cat, cat100 = ds.categories()
-    log(f"data set {ds.name}: {len(ds.base)} rows x {ds.dims} dims, {args.queries} queries, k = {args.k}")
+    specs = [scaling_spec(args.dataset, n) for n in args.scaling_sizes] or [args.dataset]
+    loaded = []
+    for spec in specs:
+        ds = datasets.load(spec).subset(args.rows)
+        if len(ds.queries) < args.queries:
+            sys.exit(f"{ds.name} has only {len(ds.queries)} queries")
+        loaded.append(ds)
 
     bench = Bench(args)
     conn = bench.connect()
     conn.execute("CREATE EXTENSION IF NOT EXISTS libravdb")
-    have_pgvector = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
-    if have_pgvector:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    else:
-        skipped = [t.name for t in chosen if t.spec.extension == "vector"]
-        chosen = [t for t in chosen if t.spec.extension != "vector"]
-        log("pgvector (extension 'vector') is not available in this server: no pgvector targets"
-            + (f" (skipped {', '.join(skipped)})" if skipped else "") + ", no ratios")
+    chosen, have_pgvector = check_availability(conn, chosen)
+    if args.client_counts:
+        bench.pgbench = concurrency.pgbench_path()
+        bench.client_targets = select_client_targets(args.clients_targets, chosen)
+        if not bench.pgbench:
+            log("pgbench not found (Debian's postgresql-client-15 has it): no --clients runs")
+            args.client_counts = []
 
-    ams = {r[0] for r in conn.execute("SELECT amname FROM pg_am")}
-    missing = [t for t in chosen if t.requires_am and t.requires_am not in ams]
-    if missing:
-        log("no access method " + ", ".join(sorted({t.requires_am for t in missing}))
-            + " in this server: skipped " + ", ".join(t.name for t in missing))
-        chosen = [t for t in chosen if t not in missing]
-
-    env = {"type": "env", "started": started.isoformat(timespec="seconds"), "dataset": ds.name,
-           "rows": len(ds.base), "dims": ds.dims, "queries": args.queries, "warmup": args.warmup, "repeat": args.repeat,
-           "loadavg_start": round(os.getloadavg()[0], 2),
-           "k": args.k, "targets": [t.name for t in chosen], "cpu": report.cpu_info(),
+    env = {"type": "env", "started": started.isoformat(timespec="seconds"),
+           "dataset": ", ".join(ds.name for ds in loaded),
+           "rows": " / ".join(str(len(ds.base)) for ds in loaded), "dims": loaded[0].dims,
+           "queries": args.queries, "warmup": args.warmup, "repeat": args.repeat,
+           "loadavg_start": round(os.getloadavg()[0], 2), "k": args.k, "k2": args.k2,
+           "clients": args.client_counts, "clients_time": args.clients_time,
+           "targets": [t.name for t in chosen], "cpu": report.cpu_info(),
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
+           "hnswlib": inprocess.module_version("hnswlib"), "faiss": inprocess.module_version("faiss"),
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
            "recall_rule": "tie-aware: a returned id is correct when its true distance <= the true k-th "
                           f"distance (relative tolerance {metrics.TIE_RTOL})"}
@@ -331,38 +707,23 @@ def main(argv=None) -> int:
     print()
     print(header)
 
-    gts = {}
-    # Exact targets first: an index built for a later target would change their plans.
-    failed_tables = set()
-    for t in sorted(chosen, key=lambda t: t.kind != "exact"):
-        if t.table in failed_tables:
-            continue
-        try:
-            bench.ensure_table(t.spec, ds, cat, cat100)
-        except psycopg.Error as e:
-            bench.reconnect_after_failure(f"loading {t.spec.table}", e)
-            failed_tables.add(t.table)
-            continue
-        fv = filtered_values(t, ds, args.queries) if t.filter else None
-        key = (t.metric, t.filter)
-        if key not in gts:
-            if t.filter:
-                col = cat if t.filter == "category" else cat100
-                gts[key] = datasets.filtered_ground_truth(ds, t.metric, args.queries, t.filter, col, fv)
-            else:
-                gts[key] = datasets.ground_truth(ds, t.metric, args.queries)
-        bench.run_target(t, ds, gts[key], fv)
-
-    comps = bench.comparisons()
-    for c in comps:
-        bench.emit(c)
-
-    md = [header, "## Storage\n", report.storage_markdown(bench.tables),
-          "## Results\n", report.points_markdown(bench.points)]
-    if comps:
-        md += ["## libravdb / pgvector (same run, same queries)\n", report.comparisons_markdown(comps)]
-    elif not have_pgvector:
-        md += ["pgvector was not available in this server, so there are no ratios.\n"]
+    md = [header]
+    for ds in loaded:
+        bench.run_dataset(ds, chosen)
+        comps = bench.comparisons(ds.name)
+        for c in comps:
+            bench.emit(c)
+        md += report.dataset_markdown(ds.name, len(ds.base), bench, comps, have_pgvector, args.scaling)
+        plot_name = f"recall_qps-{ds.name}.png" if args.scaling else "recall_qps.png"
+        pts = [p for p in bench.points if p["dataset"] == ds.name]
+        if pts and report.plot(pts, os.path.join(out_dir, plot_name), f"{ds.name}, {len(ds.base)} rows, k={args.k}"):
+            log(f"plot: {os.path.join(out_dir, plot_name)}")
+        else:
+            log("no plot (matplotlib missing or no points)")
+        if not args.keep_tables:
+            bench.drop_tables()
+    if args.scaling:
+        md += ["## Scaling (same targets, growing N)\n", report.scaling_markdown(bench.points, bench.conc)]
     if bench.errors:
         md += ["## Errors\n"] + [f"- {e}" for e in bench.errors] + [""]
     text = "\n".join(md)
@@ -372,16 +733,7 @@ def main(argv=None) -> int:
     with open(os.path.join(out_dir, "results.jsonl"), "w") as f:
         for rec in bench.lines:
             f.write(json.dumps(rec, default=str) + "\n")
-    if bench.points and report.plot(bench.points, os.path.join(out_dir, "recall_qps.png"),
-                                    f"{ds.name}, {len(ds.base)} rows, k={args.k}"):
-        log(f"plot: {os.path.join(out_dir, 'recall_qps.png')}")
-    else:
-        log("no plot (matplotlib missing or no points)")
     log(f"report: {os.path.join(out_dir, 'report.md')}")
-
-    if not args.keep_tables:
-        for key in bench.tables:
-            conn.execute(f"DROP TABLE IF EXISTS {registry.TABLES[key].table}")
     return 1 if bench.errors else 0
 
 

@@ -17,7 +17,14 @@ Adding an index target later is a registry entry, e.g.
            expect_node="Index Scan", baseline="pgvector-hnsw-l2")
 
 and the harness measures build time, index size (pg_relation_size) and WAL
-bytes (pg_current_wal_lsn before and after) for it.
+bytes (pg_current_wal_lsn before and after) for it. Targets on one table with
+the same CREATE INDEX share each build: the index is built once per build
+parameter set and every such target (unfiltered and filtered) is measured on
+it before it is dropped.
+
+In-process targets (kind "inprocess", no table) run hnswlib or FAISS inside
+the harness's Python process on the same vectors and queries, with one thread:
+ceilings without SQL, executor or buffer manager, for the plot and the report.
 """
 
 import fnmatch
@@ -70,9 +77,9 @@ TABLES = {t.key: t for t in [
 @dataclass
 class Target:
     name: str
-    table: str                        # key into TABLES
+    table: Optional[str]              # key into TABLES (None for in-process targets)
     metric: str                       # l2 | ip | cosine | l1
-    kind: str = "exact"               # exact | index
+    kind: str = "exact"               # exact | index | inprocess
     index_sql: Optional[str] = None   # with {index}, {table}, {opclass} and build params
     build_params: list = field(default_factory=lambda: [{}])
     search_sql: list = field(default_factory=list)   # SET statements with search params
@@ -83,16 +90,33 @@ class Target:
     default: bool = True              # part of the run when --targets is not given
     requires_am: Optional[str] = None  # skipped when the server lacks this access method
     exact_results: bool = True        # the answer is exact (seq scan, lflat); False for ANN indexes
+    engine: Optional[str] = None      # in-process: hnswlib | faiss-flat | faiss-ivfpq
+    requires_module: Optional[str] = None  # in-process: skipped when this Python module is missing
 
     @property
-    def spec(self) -> TableSpec:
-        return TABLES[self.table]
+    def spec(self) -> Optional[TableSpec]:
+        return TABLES[self.table] if self.table else None
+
+    @property
+    def measures_k2(self) -> bool:
+        """Whether the second LIMIT (recall@100) is measured: for index scans,
+        where it checks that a scan keeps returning rows in order past the
+        first k (and later the ANN recall). A sequential scan sorts every row,
+        so its recall@100 is 1 by construction and not measured."""
+        return self.kind == "index"
+
+    def index_group(self, bp: dict):
+        """Targets with the same group share one index build."""
+        return (self.table, self.index_sql.format(index="{index}", table=self.spec.table,
+                                                  opclass=self.opclass, **bp)) if self.kind == "index" else None
 
     @property
     def opclass(self) -> str:
         return f"{self.spec.type_name}_{OPCLASS_SUFFIX[self.metric]}"
 
     def query_sql(self, k: int) -> str:
+        if self.kind == "inprocess":
+            raise ValueError(f"{self.name} runs in-process: no SQL")
         where = f" WHERE {self.filter} = %s" if self.filter else ""
         return (f"SELECT id FROM {self.spec.table}{where} "
                 f"ORDER BY embedding {OPERATORS[self.metric]} %s LIMIT {int(k)}")
@@ -113,24 +137,41 @@ def _exact_targets() -> list:
     return out
 
 
+FILTERS = (("category", "f10"), ("category100", "f1"))   # 10 % and 1 % of the rows
+LFLAT_SQL = "CREATE INDEX {index} ON {table} USING lflat (embedding {opclass}) WITH (quantizer = '{quantizer}')"
+HNSW_SQL = ("CREATE INDEX {index} ON {table} USING hnsw (embedding {opclass}) "
+            "WITH (m = {m}, ef_construction = {ef_construction})")
+HNSW_BUILD = [{"m": 16, "ef_construction": 64}]
+QUANTIZERS = ("none", "fp16", "sq8")
+# Filtered index targets are measured twice: with the plan the planner picks
+# (its cost estimates decide whether users ever see the index scan) and with
+# enable_seqscan = off, so the index's own filtered speed and row counts are
+# known even where the planner prefers a sequential scan.
+SEQSCAN_SQL = "SET enable_seqscan = {enable_seqscan}"
+
+
 def _lflat_targets() -> list:
     # lflat answers exactly (quantized codes only order candidates; the heap
     # row rechecks), so it is compared with pgvector's exact scan.
-    return [Target(f"lvector-lflat-{metric}", "lvector", metric, kind="index",
-                   index_sql="CREATE INDEX {index} ON {table} USING lflat (embedding {opclass}) "
-                             "WITH (quantizer = '{quantizer}')",
-                   build_params=[{"quantizer": q} for q in ("none", "fp16", "sq8")],
-                   expect_node="Index Scan", baseline=f"pgvector-exact-{metric}", requires_am="lflat")
-            for metric in ("l2", "ip", "cosine")]
+    out = [Target(f"lvector-lflat-{metric}", "lvector", metric, kind="index", index_sql=LFLAT_SQL,
+                  build_params=[{"quantizer": q} for q in QUANTIZERS],
+                  expect_node="Index Scan", baseline=f"pgvector-exact-{metric}", requires_am="lflat")
+           for metric in ("l2", "ip", "cosine")]
+    for col, tag in FILTERS:
+        out.append(Target(f"lvector-lflat-l2-{tag}", "lvector", "l2", kind="index", index_sql=LFLAT_SQL,
+                          build_params=[{"quantizer": q} for q in QUANTIZERS],
+                          search_sql=[SEQSCAN_SQL],
+                          search_params=[{"enable_seqscan": v} for v in ("on", "off")],
+                          filter=col, expect_node="Index Scan", baseline=f"pgvector-exact-l2-{tag}",
+                          requires_am="lflat", default=False))
+    return out
 
 
 def _pgvector_index_targets() -> list:
     # Opt-in reference points for the index benchmarks to come.
-    return [
-        Target("pgvector-hnsw-l2", "pgvector-tt8160", "l2", kind="index",
-               index_sql="CREATE INDEX {index} ON {table} USING hnsw (embedding {opclass}) "
-                         "WITH (m = {m}, ef_construction = {ef_construction})",
-               build_params=[{"m": 16, "ef_construction": 64}],
+    out = [
+        Target("pgvector-hnsw-l2", "pgvector-tt8160", "l2", kind="index", index_sql=HNSW_SQL,
+               build_params=HNSW_BUILD,
                search_sql=["SET hnsw.ef_search = {ef_search}"],
                search_params=[{"ef_search": e} for e in (10, 20, 40, 80, 160, 320)],
                expect_node="Index Scan", default=False, requires_am="hnsw", exact_results=False),
@@ -142,9 +183,42 @@ def _pgvector_index_targets() -> list:
                search_params=[{"probes": p} for p in (1, 2, 4, 8, 16, 32)],
                expect_node="Index Scan", default=False, requires_am="ivfflat", exact_results=False),
     ]
+    # pgvector 0.8's iterative index scans: without them (off) an HNSW scan
+    # stops after ef_search candidates, so a selective filter returns fewer
+    # than k rows; strict_order / relaxed_order keep scanning.
+    for col, tag in FILTERS:
+        out.append(Target(f"pgvector-hnsw-l2-{tag}", "pgvector-tt8160", "l2", kind="index", index_sql=HNSW_SQL,
+                          build_params=HNSW_BUILD,
+                          search_sql=["SET hnsw.ef_search = {ef_search}", "SET hnsw.iterative_scan = {iterative_scan}",
+                                      SEQSCAN_SQL],
+                          search_params=[{"ef_search": 40, "iterative_scan": m, "enable_seqscan": s}
+                                         for s in ("on", "off")
+                                         for m in ("off", "strict_order", "relaxed_order")],
+                          filter=col, expect_node="Index Scan", default=False, requires_am="hnsw",
+                          exact_results=False))
+    return out
 
 
-REGISTRY = {t.name: t for t in _exact_targets() + _lflat_targets() + _pgvector_index_targets()}
+def _inprocess_targets() -> list:
+    # Ceilings: the same vectors and queries searched inside this process, one
+    # query at a time, one thread, no SQL. Opt-in ('inproc-*').
+    return [
+        Target("inproc-hnswlib-l2", None, "l2", kind="inprocess", engine="hnswlib",
+               build_params=HNSW_BUILD,
+               search_params=[{"ef": e} for e in (10, 20, 40, 80, 160, 320)],
+               expect_node="", default=False, exact_results=False, requires_module="hnswlib"),
+        Target("inproc-faiss-flat-l2", None, "l2", kind="inprocess", engine="faiss-flat",
+               expect_node="", default=False, requires_module="faiss"),
+        # nlist and the PQ code size follow the data (inprocess.ivfpq_params).
+        Target("inproc-faiss-ivfpq-l2", None, "l2", kind="inprocess", engine="faiss-ivfpq",
+               build_params=[{"k_factor": 4}],
+               search_params=[{"nprobe": p} for p in (1, 2, 4, 8, 16, 32)],
+               expect_node="", default=False, exact_results=False, requires_module="faiss"),
+    ]
+
+
+REGISTRY = {t.name: t for t in _exact_targets() + _lflat_targets() + _pgvector_index_targets()
+            + _inprocess_targets()}
 
 
 def select(patterns: Optional[str]) -> list:

@@ -1,6 +1,8 @@
 """Unit tests of the benchmark logic on tiny data. No server needed."""
 
+import contextlib
 import gzip
+import io
 import math
 import os
 import struct
@@ -12,10 +14,18 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import concurrency  # noqa: E402
 import datasets  # noqa: E402
+import inprocess  # noqa: E402
 import metrics  # noqa: E402
 import pgload  # noqa: E402
+import report  # noqa: E402
 import targets  # noqa: E402
+
+try:
+    import run as runner   # imports psycopg; the helpers tested here need no server
+except SystemExit:          # pragma: no cover - psycopg missing
+    runner = None
 
 
 class TempCache(unittest.TestCase):
@@ -101,6 +111,289 @@ class RecallTest(unittest.TestCase):
         self.assertAlmostEqual(metrics.latency_summary([0.5, 0.5])["qps"], 2.0)
         with self.assertRaises(ValueError):
             metrics.latency_summary([])
+
+
+class RecallAt100Test(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(21)
+        self.base = rng.normal(size=(400, 6)).astype(np.float32)
+        self.queries = rng.normal(size=(5, 6)).astype(np.float32)
+        self.ids, self.d = datasets.brute_force_topk(self.queries, self.base, "l2", 100)
+
+    def test_exact_top100_in_any_order_is_one(self):
+        shuffled = [list(np.random.default_rng(i).permutation(r)) for i, r in enumerate(self.ids)]
+        self.assertEqual(metrics.mean_recall(shuffled, self.queries, self.base, self.d, "l2", 100), 1.0)
+        # The top 10 of an exact top 100 is the exact top 10.
+        self.assertEqual(metrics.mean_recall(self.ids[:, :10], self.queries, self.base, self.d, "l2", 10), 1.0)
+
+    def test_partial_and_short(self):
+        # Ranks 1-90 plus 10 rows from far away: 0.9. Only 50 rows: 0.5.
+        far = np.argsort(-np.linalg.norm(self.base - self.queries[0], axis=1))[:10]
+        got = [list(self.ids[0, :90]) + list(far)]
+        self.assertAlmostEqual(metrics.mean_recall(got, self.queries[:1], self.base, self.d[:1], "l2", 100), 0.9)
+        self.assertAlmostEqual(
+            metrics.mean_recall([self.ids[0, :50]], self.queries[:1], self.base, self.d[:1], "l2", 100), 0.5)
+
+    def test_k2_needs_ground_truth_that_deep(self):
+        self.assertEqual(self.d.shape[1], datasets.GT_K)
+        self.assertGreaterEqual(datasets.GT_K, 100)
+
+
+class FilteredRecallTest(TempCache):
+    def test_short_filtered_lists_are_scored_out_of_the_matching_rows(self):
+        rng = np.random.default_rng(8)
+        ds = datasets.Dataset("t", "tinyfr", rng.normal(size=(60, 4)).astype(np.float32),
+                              rng.normal(size=(4, 4)).astype(np.float32))
+        rows = np.array([0] * 50 + [1] * 7 + [2] * 3)           # value 3 matches nothing
+        qv = np.array([0, 1, 2, 3])
+        ids, d = datasets.filtered_ground_truth(ds, "l2", 4, "c", rows, qv, k=10)
+        self.assertEqual([int(np.count_nonzero(r >= 0)) for r in ids], [10, 7, 3, 0])
+        perfect = [[int(x) for x in r if x >= 0] for r in ids]
+        self.assertEqual(metrics.mean_recall(perfect, ds.queries, ds.base, d, "l2", 10, ids), 1.0)
+        # Without gt_ids the old rule would score the 7-row answer 0.7.
+        self.assertAlmostEqual(metrics.mean_recall(perfect[1:2], ds.queries[1:2], ds.base, d[1:2], "l2", 10), 0.7)
+        # Missing one of the 3 matching rows: 2/3 for that query.
+        got = [perfect[0], perfect[1], perfect[2][:2], []]
+        self.assertAlmostEqual(metrics.mean_recall(got, ds.queries, ds.base, d, "l2", 10, ids), (1 + 1 + 2 / 3) / 3)
+        st = metrics.rows_returned(got, 10, np.bincount(rows, minlength=4)[qv])
+        self.assertEqual(st, {"rows_min": 0, "rows_mean": 19 / 4, "short_queries": 1})
+
+    def test_rows_breaking_the_filter_count_as_wrong(self):
+        rng = np.random.default_rng(9)
+        base = rng.normal(size=(200, 3)).astype(np.float32)
+        queries = rng.normal(size=(3, 3)).astype(np.float32)
+        ds = datasets.Dataset("t", "tinyfv", base, queries)
+        rows = np.arange(200) % 10
+        qv = runner.filtered_values("category", 3) if runner else np.arange(3) % 10
+        ids, d = datasets.filtered_ground_truth(ds, "l2", 3, "category", rows, qv, k=10)
+        # The unfiltered top 10 is closer than the filtered one, but most of
+        # it breaks the filter: after dropping those ids, recall is the share
+        # that matches (each such id is among the filtered top 10 too).
+        top, _ = datasets.brute_force_topk(queries, base, "l2", 10)
+        fixed, bad = metrics.drop_filter_violations(top, rows, qv)
+        want_bad = sum(int(np.count_nonzero(rows[t] != v)) for t, v in zip(top, qv))
+        self.assertEqual(bad, want_bad)
+        self.assertTrue(all(x == -1 or rows[x] == v for r, v in zip(fixed, qv) for x in r))
+        r = metrics.mean_recall(fixed, queries, base, d, "l2", 10, ids)
+        self.assertAlmostEqual(r, (30 - want_bad) / 30)
+        exact = [list(x) for x in ids]
+        self.assertEqual(metrics.drop_filter_violations(exact, rows, qv)[1], 0)
+        self.assertEqual(metrics.mean_recall(exact, queries, base, d, "l2", 10, ids), 1.0)
+
+    def test_filtered_and_plain_ground_truth_share_the_cache(self):
+        rng = np.random.default_rng(10)
+        ds = datasets.Dataset("t", "tinyfc", rng.normal(size=(40, 3)).astype(np.float32),
+                              rng.normal(size=(5, 3)).astype(np.float32))
+        datasets.filtered_ground_truth(ds, "l2", 5, "category", np.arange(40) % 2, np.arange(5) % 2)
+        ids, _ = datasets.ground_truth(ds, "l2", 5)          # must not trip over the filtered files
+        want, _ = naive_topk(ds.queries, ds.base, "l2", 40)
+        np.testing.assert_array_equal(ids, want)
+
+
+PGBENCH_15 = """pgbench (15.20 (Debian 15.20-0+deb12u1))
+transaction type: /tmp/libravdb-bench-x.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 2
+number of threads: 2
+maximum number of tries: 1
+duration: 10 s
+number of transactions actually processed: 812
+number of failed transactions: 0 (0.000%)
+latency average = 24.633 ms
+initial connection time = 3.456 ms
+tps = 81.190123 (without initial connection time)
+"""
+
+PGBENCH_13 = """transaction type: script.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 4
+number of threads: 4
+duration: 5 s
+number of transactions actually processed: 400
+latency average = 50.000 ms
+latency stddev = 2.500 ms
+tps = 79.500000 (including connections establishing)
+tps = 80.000000 (excluding connections establishing)
+"""
+
+
+class ConcurrencyTest(unittest.TestCase):
+    def test_parse_pg15(self):
+        r = concurrency.parse_pgbench(PGBENCH_15)
+        self.assertAlmostEqual(r["tps"], 81.190123)
+        self.assertAlmostEqual(r["latency_avg_ms"], 24.633)
+        self.assertEqual((r["transactions"], r["failed"], r["clients"], r["threads"], r["duration_s"]),
+                         (812, 0, 2, 2, 10))
+        self.assertAlmostEqual(r["connection_ms"], 3.456)
+        self.assertIsNone(r["latency_stddev_ms"])
+
+    def test_parse_older_wording(self):
+        r = concurrency.parse_pgbench(PGBENCH_13)
+        self.assertEqual(r["tps"], 80.0)                     # excluding connections, not including
+        self.assertEqual(r["latency_stddev_ms"], 2.5)
+        self.assertIsNone(r["failed"])
+
+    def test_parse_rejects_output_without_summary(self):
+        with self.assertRaises(ValueError):
+            concurrency.parse_pgbench("pgbench: error: connection to server failed\n")
+
+    def test_script(self):
+        t = targets.REGISTRY["lvector-lflat-l2"]
+        self.assertEqual(concurrency.script(t, 10, "bench_queries_lvector", 100),
+                         "\\set qid random(0, 99)\n"
+                         "SELECT id FROM items ORDER BY embedding <-> "
+                         "(SELECT embedding FROM bench_queries_lvector WHERE id = :qid) LIMIT 10;\n")
+        t = targets.REGISTRY["pgvector-exact-l2-f1"]
+        self.assertEqual(concurrency.queries_table(t), "bench_queries_vector")
+        self.assertEqual(concurrency.script_sql(t, 5, "q"),
+                         "SELECT id FROM items_pgvector WHERE category100 = (SELECT category100 FROM q WHERE "
+                         "id = :qid) ORDER BY embedding <-> (SELECT embedding FROM q WHERE id = :qid) LIMIT 5")
+        with self.assertRaises(ValueError):
+            concurrency.script(t, 10, "q", 0)
+
+    def test_pgoptions(self):
+        self.assertEqual(concurrency.pgoptions(["SET hnsw.ef_search = 40", "SET hnsw.iterative_scan = strict_order",
+                                                "set enable_seqscan to off", "SET a.b = 'x y'"]),
+                         "-c hnsw.ef_search=40 -c hnsw.iterative_scan=strict_order -c enable_seqscan=off "
+                         "-c a.b=x\\ y")
+        self.assertEqual(concurrency.pgoptions([]), "")
+        with self.assertRaises(ValueError):
+            concurrency.pgoptions(["RESET hnsw.ef_search"])
+
+    def test_filter_values_match_the_queries_table(self):
+        if runner is None:
+            self.skipTest("psycopg missing")
+        # The queries table stores filtered_values() per query id, so pgbench
+        # filters each query as the single-client run does.
+        np.testing.assert_array_equal(runner.filtered_values("category", 12), np.arange(12) % 10)
+        self.assertEqual(len(set(runner.filtered_values("category100", 100))), 100)
+
+
+@unittest.skipIf(runner is None, "psycopg missing")
+class RunnerHelpersTest(unittest.TestCase):
+    def test_clients_and_scaling_options(self):
+        self.assertEqual(runner.parse_clients("1,2,4"), [1, 2, 4])
+        self.assertEqual(runner.parse_clients("2, 2,1"), [2, 1])
+        self.assertEqual(runner.parse_clients(None), [])
+        for bad in ("0", "a", "-1"):
+            with self.assertRaises(ValueError):
+                runner.parse_clients(bad)
+        self.assertEqual(runner.scaling_sizes("100k"), [10000, 100000])
+        self.assertEqual(runner.scaling_sizes("1M"), [10000, 100000, 1000000])
+        with self.assertRaises(ValueError):
+            runner.scaling_sizes("5k")
+        self.assertEqual(runner.scaling_spec("fashion-mnist", 10000), "clustered:10000:128")
+        self.assertEqual(runner.scaling_spec("clustered:1M:96", 100000), "clustered:100000:96")
+        args = runner.parse_args(["--scaling", "--scaling-max", "1M", "--clients", "1,2"])
+        self.assertEqual((args.scaling_sizes, args.client_counts, args.k2), ([10000, 100000, 1000000], [1, 2], 100))
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            runner.parse_args(["--k2", "5"])            # must exceed --k
+
+    def test_plan_summary(self):
+        one = runner.plan_summary(["Limit > Index Scan on items"] * 3, "Index Scan")
+        self.assertEqual((one["plan"], one["plan_ok"]), ("Limit > Index Scan on items", True))
+        mixed = runner.plan_summary(["Limit > Seq Scan", "Limit > Index Scan", "Limit > Seq Scan"], "Index Scan")
+        self.assertEqual(mixed["plan"], "Limit > Seq Scan (2/3 queries); Limit > Index Scan (1/3 queries)")
+        self.assertFalse(mixed["plan_ok"])
+        self.assertAlmostEqual(mixed["plan_expected_share"], 1 / 3)
+
+    def test_index_targets_share_builds(self):
+        chosen = targets.select("lvector-lflat-l2*,lvector-exact-l2,pgvector-hnsw-l2*,lvector-lflat-ip")
+        groups = runner.group_targets(chosen)
+        names = [[t.name for t in g] for g in groups]
+        self.assertEqual(names[0], ["lvector-exact-l2"])                 # exact targets first
+        self.assertIn(["lvector-lflat-l2", "lvector-lflat-l2-f10", "lvector-lflat-l2-f1"], names)
+        self.assertIn(["lvector-lflat-ip"], names)
+        self.assertIn(["pgvector-hnsw-l2", "pgvector-hnsw-l2-f10", "pgvector-hnsw-l2-f1"], names)
+        self.assertEqual(runner.select_client_targets(None, chosen), {t.name for t in chosen})
+        self.assertEqual(runner.select_client_targets("lvector-lflat-*", chosen),
+                         {"lvector-lflat-l2", "lvector-lflat-l2-f10", "lvector-lflat-l2-f1", "lvector-lflat-ip"})
+
+
+class ReportTest(unittest.TestCase):
+    def point(self, **kw):
+        p = {"target": "lvector-lflat-l2", "table": "items", "metric": "l2", "kind": "index", "build": {},
+             "search": {}, "qps": 100.0, "p50_ms": 1, "p95_ms": 2, "p99_ms": 3, "recall": 1.0, "rows_min": 10,
+             "short_queries": 0, "plan": "Limit > Index Scan", "plan_ok": True, "rows": 1000, "dataset": "d",
+             "build_s": 0.5, "index_bytes": 2**20}
+        p.update(kw)
+        return p
+
+    def test_points_flags_short_results_and_k2(self):
+        md = report.points_markdown([
+            self.point(k2=100, recall_k2=0.5, qps_k2=50.0, short_queries_k2=3, plan_k2="Limit > Seq Scan",
+                       plan_ok_k2=False, rows_min=4, short_queries=7, filter_violations=1),
+            self.point(target="lvector-exact-l2", kind="exact", plan="Limit > Sort > Seq Scan")])
+        self.assertIn("recall@100 | QPS@100", md)
+        self.assertIn("0.5000 (3 short!) (plan: Limit > Seq Scan!) | 50.0", md)
+        self.assertIn("| 4 (7 short!) (1 break the filter!) |", md)
+        self.assertIn("1 (exact scan)", md)
+
+    def test_concurrency_and_scaling_tables(self):
+        recs = [dict(self.point(), clients=c, tps=t, latency_avg_ms=1000 * c / t, transactions=10, failed=0)
+                for c, t in ((1, 100.0), (2, 190.0))]
+        md = report.concurrency_markdown(recs)
+        self.assertIn("| 2 | 190.0 | 10.53 | 10 | 0 | 1.90x |", md)
+        pts = [self.point(rows=100000, qps=10.0), self.point(rows=10000, qps=90.0)]
+        sc = report.scaling_markdown(pts, recs)
+        self.assertLess(sc.index("| 10000 |"), sc.index("| 100000 |"))  # sorted by N
+        self.assertIn("| 190.0 | 2 |", sc)                                 # best TPS and its client count
+
+
+class InProcessTest(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(12)
+        self.base = rng.normal(size=(600, 16)).astype(np.float32)
+        self.queries = rng.normal(size=(20, 16)).astype(np.float32)
+        self.ids, self.d = datasets.brute_force_topk(self.queries, self.base, "l2", 10)
+
+    def test_ivfpq_params(self):
+        self.assertEqual(inprocess.ivfpq_params(60000, 784), {"nlist": 245, "m": 98, "nbits": 8})
+        self.assertEqual(inprocess.ivfpq_params(1000000, 128)["m"], 16)
+        self.assertEqual(inprocess.ivfpq_params(100, 7)["m"], 1)      # 7 / 8 rounds down to 1 sub-vector
+        self.assertEqual(inprocess.ivfpq_params(100, 16)["nlist"], 2)  # 39 training points per list
+
+    def test_timed_queries_keeps_the_fastest_round(self):
+        calls = []
+
+        def search(q):
+            calls.append(1)
+            return np.array([3, -1, 4])
+        summary, results = inprocess.timed_queries(search, self.queries[:5], self.queries[5:7], 3)
+        self.assertEqual(len(calls), 2 + 15)
+        self.assertEqual(results[0], [3, 4])                  # FAISS pads with -1
+        self.assertEqual(len(summary["rounds_qps"]), 3)
+        self.assertEqual(summary["qps"], max(summary["rounds_qps"]))
+
+    def _check(self, target, min_recall):
+        t = targets.REGISTRY[target]
+        if not inprocess.module_version(t.requires_module):
+            self.skipTest(f"{t.requires_module} not importable")
+        t = targets.Target(t.name, None, "l2", kind="inprocess", engine=t.engine, build_params=t.build_params,
+                           search_params=t.search_params[-1:], requires_module=t.requires_module)
+        out = list(inprocess.run(t, self.base, self.queries, self.queries[:2], 10, 1, log=lambda m: None))
+        self.assertEqual(len(out), 1)
+        bp, build, sp, summary, results = out[0]
+        self.assertGreater(build["index_bytes"], 0)
+        self.assertEqual(build["build_threads"], 1)
+        self.assertGreaterEqual(metrics.mean_recall(results, self.queries, self.base, self.d, "l2", 10), min_recall)
+        return bp
+
+    def test_hnswlib(self):
+        self._check("inproc-hnswlib-l2", 0.95)
+
+    def test_faiss_flat_is_exact(self):
+        self._check("inproc-faiss-flat-l2", 1.0)
+
+    def test_faiss_ivfpq_with_refine(self):
+        bp = self._check("inproc-faiss-ivfpq-l2", 0.9)
+        self.assertEqual((bp["nlist"], bp["m"], bp["k_factor"]), (15, 2, 4))
+
+    def test_metric_other_than_l2_is_refused(self):
+        with self.assertRaises(ValueError):
+            inprocess.Engine("hnswlib", "ip", self.base, {})
 
 
 class GroundTruthTest(TempCache):
@@ -337,7 +630,11 @@ class RegistryTest(unittest.TestCase):
             if t.baseline:
                 self.assertIn(t.baseline, targets.REGISTRY, t.name)
                 self.assertEqual(targets.REGISTRY[t.baseline].metric, t.metric)
-            self.assertIn(t.table, targets.TABLES)
+            if t.kind == "inprocess":
+                self.assertIsNone(t.table)
+                self.assertTrue(t.engine and t.requires_module and not t.default)
+            else:
+                self.assertIn(t.table, targets.TABLES)
         t = targets.REGISTRY["lvector-exact-ip"]
         self.assertEqual(t.query_sql(10), "SELECT id FROM items ORDER BY embedding <#> %s LIMIT 10")
         t = targets.REGISTRY["pgvector-exact-l2-f10"]

@@ -1,0 +1,177 @@
+"""In-process ceilings: hnswlib and FAISS on the same vectors, without SQL.
+
+These show what the algorithms reach inside one process, with no parser,
+planner, executor, buffer manager or client round trip: an upper bound for
+what an index inside PostgreSQL can approach, not a competitor on the same
+terms. Debian's python3-hnswlib and python3-faiss provide them; a target is
+skipped when its module is missing.
+
+Every library runs with one thread (builds too), and queries go one at a
+time (batch size 1) like the SQL client's, timed the same way: warm-up
+queries, then N queries, the fastest of --repeat rounds.
+
+  hnswlib      HNSW, M = 16, ef_construction = 64 (pgvector's defaults),
+               an ef sweep
+  faiss-flat   IndexFlatL2: exact brute force with FAISS's kernels
+  faiss-ivfpq  IndexIVFPQ (nlist = sqrt(n), 8-bit PQ with d/8 sub-vectors
+               or the nearest divisor of d) inside IndexRefineFlat, which
+               re-ranks k * k_factor candidates with exact distances;
+               an nprobe sweep
+"""
+
+import math
+import os
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+
+import metrics
+
+
+def module_version(name: str):
+    """The module's version string, or None when it cannot be imported."""
+    try:
+        mod = __import__(name)
+    except ImportError:
+        return None
+    return getattr(mod, "__version__", "installed")
+
+
+def ivfpq_params(n: int, dims: int) -> dict:
+    """nlist about sqrt(n) (at least 1, at most n / 39 so that k-means has
+    39 training points per list, FAISS's minimum without a warning) and the
+    number of 8-bit PQ sub-quantizers: the largest divisor of dims that is at
+    most dims / 8 (8 dimensions or more per byte of code)."""
+    nlist = max(1, min(int(round(math.sqrt(n))), n // 39 or 1))
+    m = max(d for d in range(1, max(1, dims // 8) + 1) if dims % d == 0)
+    return {"nlist": nlist, "m": m, "nbits": 8}
+
+
+def timed_queries(search: Callable, queries: np.ndarray, warmup: np.ndarray, repeat: int) -> tuple:
+    """Runs search(q) for each query one at a time; the fastest of repeat
+    rounds. Returns (latency summary, result ids of that round)."""
+    for q in warmup:
+        search(q)
+    rounds = []
+    for _ in range(max(1, repeat)):
+        lat, results = [], []
+        t0 = time.perf_counter()
+        for q in queries:
+            s = time.perf_counter()
+            ids = search(q)
+            lat.append(time.perf_counter() - s)
+            results.append([int(x) for x in ids if x >= 0])
+        rounds.append((metrics.latency_summary(lat, time.perf_counter() - t0), results))
+    summary, results = max(rounds, key=lambda r: r[0]["qps"])
+    summary["rounds_qps"] = [r[0]["qps"] for r in rounds]
+    return summary, results
+
+
+class Engine:
+    """One in-process index: build() once, then search settings and queries."""
+
+    def __init__(self, engine: str, metric: str, base: np.ndarray, build_params: dict):
+        if metric != "l2":
+            raise ValueError("in-process ceilings are measured for l2 only")
+        self.engine = engine
+        self.base = np.ascontiguousarray(base, dtype=np.float32)
+        self.build_params = dict(build_params)
+        self.index = None
+        self._keep = []   # FAISS sub-objects the Python side must keep alive
+
+    def build(self) -> dict:
+        n, d = self.base.shape
+        t0 = time.perf_counter()
+        if self.engine == "hnswlib":
+            import hnswlib
+            idx = hnswlib.Index(space="l2", dim=d)
+            idx.init_index(max_elements=n, M=self.build_params["m"],
+                           ef_construction=self.build_params["ef_construction"], random_seed=100)
+            idx.set_num_threads(1)
+            idx.add_items(self.base, np.arange(n), num_threads=1)
+            self.index = idx
+        elif self.engine.startswith("faiss"):
+            import faiss
+            faiss.omp_set_num_threads(1)
+            if self.engine == "faiss-flat":
+                self.index = faiss.IndexFlatL2(d)
+                self.index.add(self.base)
+            elif self.engine == "faiss-ivfpq":
+                p = ivfpq_params(n, d)
+                self.build_params.update(p)
+                quantizer = faiss.IndexFlatL2(d)
+                ivf = faiss.IndexIVFPQ(quantizer, d, p["nlist"], p["m"], p["nbits"])
+                ivf.cp.seed = 1234
+                ivf.train(self.base)
+                # The refine index keeps the full vectors beside the codes;
+                # adding through it fills both.
+                refine = faiss.IndexRefineFlat(ivf)
+                refine.k_factor = float(self.build_params.get("k_factor", 4))
+                refine.add(self.base)
+                self.index = refine
+                self._keep = [quantizer, ivf]
+            else:
+                raise ValueError(f"unknown engine {self.engine!r}")
+        else:
+            raise ValueError(f"unknown engine {self.engine!r}")
+        build_s = time.perf_counter() - t0
+        return {"build_s": build_s, "index_bytes": self.size_bytes(), "build_threads": 1}
+
+    def size_bytes(self) -> int:
+        if self.engine == "hnswlib":
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "index.bin")
+                self.index.save_index(path)
+                return os.path.getsize(path)
+        import faiss
+        return int(faiss.serialize_index(self.index).size)
+
+    def configure(self, search_params: dict) -> None:
+        if "ef" in search_params:
+            self.index.set_ef(int(search_params["ef"]))
+        if "nprobe" in search_params:
+            self._keep[1].nprobe = int(search_params["nprobe"])
+
+    def searcher(self, k: int) -> Callable:
+        if self.engine == "hnswlib":
+            idx = self.index
+
+            def search(q):
+                labels, _ = idx.knn_query(q.reshape(1, -1), k=k, num_threads=1)
+                return labels[0]
+            return search
+        idx = self.index
+
+        def search(q):
+            _, labels = idx.search(q.reshape(1, -1), k)
+            return labels[0]
+        return search
+
+    def close(self) -> None:
+        self.index = None
+        self._keep = []
+
+
+def run(t, base: np.ndarray, queries: np.ndarray, warmup: np.ndarray, k: int, repeat: int,
+        log: Callable = print):
+    """Builds target t's index for each build parameter set and yields
+    (build params, build figures, search params, latency summary, results)
+    for every search point."""
+    for bp in t.build_params:
+        eng = Engine(t.engine, t.metric, base, bp)
+        log(f"  building {t.engine} {bp or ''} in-process (1 thread)")
+        build = eng.build()
+        log(f"  built in {build['build_s']:.1f} s, {build['index_bytes'] / 2**20:.1f} MB "
+            f"({', '.join(f'{a}={b}' for a, b in eng.build_params.items()) or 'no parameters'})")
+        try:
+            search = eng.searcher(k)
+            for sp in t.search_params:
+                if "ef" in sp and sp["ef"] < k:
+                    continue   # hnswlib needs ef >= k
+                eng.configure(sp)
+                summary, results = timed_queries(search, queries, warmup, repeat)
+                yield dict(eng.build_params), build, sp, summary, results
+        finally:
+            eng.close()
