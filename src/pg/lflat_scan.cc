@@ -48,7 +48,6 @@ struct ScanCore {
     Hit last{};
     bool have_last = false;
     bool exhausted = false;
-    bool started = false;
     bool query_null = false;
     std::size_t capacity = kFirstCapacity;
 };
@@ -101,8 +100,7 @@ IndexScanDesc begin_scan(Relation index, int nkeys, int norderbys) {
     st->cleanup.func = destroy_core;
     st->cleanup.arg = st->core;
     MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->cleanup);
-    st->core->meta = read_meta(index);
-    scan->opaque = st;
+    scan->opaque = st;  // the metapage is read by rescan, which always comes first
     return scan;
 }
 
@@ -116,7 +114,6 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
     sc->next = 0;
     sc->have_last = false;
     sc->exhausted = false;
-    sc->started = false;
     sc->capacity = kFirstCapacity;
     sc->query_null = true;
     sc->coder.reset();
@@ -137,12 +134,8 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
     auto* st = static_cast<ScanState*>(scan->opaque);
     ScanCore* sc = st->core;
-    if (!sc->started) {
-        // A rescan that was never called (no ORDER BY) cannot happen: the
-        // planner only builds lflat paths for ORDER BY <op>.
-        sc->started = true;
-        run_pass(scan, sc);
-    }
+    // After rescan the batch is empty and not exhausted: the first call runs
+    // the first pass.
     while (sc->next >= sc->batch.size()) {
         if (sc->exhausted) return false;
         run_pass(scan, sc);

@@ -36,8 +36,10 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
         // Slots whose header starts on this page.
         uint64 page_start = p * meta.data_per_page;
         uint64 slot = (page_start + meta.entry_size - 1) / meta.entry_size;
-        GenericXLogState* state = nullptr;
-        Page wpage = nullptr;
+        // Ask about every entry first, then change the page in one record:
+        // nothing but byte edits between GenericXLogStart and Finish.
+        uint32 dead[kPageDataSize / sizeof(EntryHeader)];
+        int ndead = 0;
         for (; slot < meta.n_slots && slot * meta.entry_size < page_start + meta.data_per_page; slot++) {
             uint32 off = static_cast<uint32>(slot * meta.entry_size - page_start);
             EntryHeader h;
@@ -49,15 +51,16 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
                 live++;
                 continue;
             }
-            if (state == nullptr) {
-                state = GenericXLogStart(index);
-                wpage = GenericXLogRegisterBuffer(state, buf, 0);
-            }
-            std::memset(page_data(wpage) + off, 0, sizeof h);
-            removed++;
+            dead[ndead++] = off;
             first_freed = std::min(first_freed, slot);
         }
-        if (state) GenericXLogFinish(state);
+        if (ndead > 0) {
+            GenericXLogState* state = GenericXLogStart(index);
+            Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+            for (int i = 0; i < ndead; i++) std::memset(page_data(wpage) + dead[i], 0, sizeof(EntryHeader));
+            GenericXLogFinish(state);
+            removed += ndead;
+        }
         UnlockReleaseBuffer(buf);
     }
 
