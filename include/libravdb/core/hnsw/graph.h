@@ -1,0 +1,115 @@
+// The in-memory HNSW graph of an index build.
+//
+// CREATE INDEX reads the heap into a BuildGraph (vectors as the index will
+// store them: float32 or fp16/sq8 codes), links every node on as many
+// threads as the user allows, and the glue then writes node after node into
+// pages (src/pg/lhnsw_build.cc). Threads are core threads: they never call
+// Postgres, run with every signal blocked, and are joined before link_all
+// returns or throws. Only the calling thread runs the poll callback, which
+// is where the glue checks for interrupts and reports progress.
+#pragma once
+#include "libravdb/core/fence.h"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "libravdb/core/distance.h"
+#include "libravdb/core/hnsw/format.h"
+#include "libravdb/core/hnsw/search.h"
+#include "libravdb/core/quantizer.h"
+
+namespace lrv::core::hnsw {
+
+struct BuildOptions {
+    int m = 16;
+    int ef_construction = 64;
+    std::uint64_t seed = 0x5eed;
+};
+
+// Deterministic level of node `id`: floor(-ln(U) / ln(m)) from a hash of
+// (seed, id), so levels do not depend on thread scheduling.
+int random_level(std::uint64_t seed, std::uint64_t id, int m) noexcept;
+
+// The ORDER BY value between two float vectors (L2: the distance, IP: minus
+// the product, cosine: 1 - cos, L1), with the operators' kernels.
+double metric_value(distance::Metric metric, const float* a, const float* b, std::size_t dims) noexcept;
+
+// Decodes a code back into floats (the inverse of core::encode, up to its
+// error).
+void decode(const QuantizerParams& p, const std::uint8_t* code, std::size_t dims, float* out) noexcept;
+
+class BuildGraph {
+  public:
+    BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, distance::Metric metric, std::size_t dims);
+    ~BuildGraph();
+    BuildGraph(const BuildGraph&) = delete;
+    BuildGraph& operator=(const BuildGraph&) = delete;
+
+    // Bytes a graph of n nodes needs (vectors, links, bookkeeping).
+    static std::size_t estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m) noexcept;
+
+    // Adds a node for vector x (encoded now); links come with link_all.
+    // Returns its id (0, 1, ...).
+    std::uint32_t add(const float* x, std::uint64_t tid_key);
+    std::size_t size() const noexcept { return tids_.size(); }
+
+    // Links nodes [linked(), size()) into the graph using `threads` threads
+    // (the caller counts as one). poll(done) runs on the caller's thread
+    // every few hundred nodes; if it throws, the other threads stop, are
+    // joined, and the exception propagates.
+    void link_all(int threads, const std::function<void(std::size_t done)>& poll);
+
+    // Results, valid after link_all.
+    std::uint32_t entry_point() const noexcept { return entry_; }
+    int max_level() const noexcept { return max_level_; }
+    int level(std::uint32_t id) const noexcept { return levels_[id]; }
+    // Links of a node at a level; n receives their count.
+    const std::uint32_t* links(std::uint32_t id, int level, std::uint32_t* n) const noexcept;
+    const std::uint8_t* code(std::uint32_t id) const noexcept { return codes_.data() + std::size_t{id} * code_bytes_; }
+    float norm(std::uint32_t id) const noexcept { return norms_[id]; }
+    float residual(std::uint32_t id) const noexcept { return residuals_[id]; }
+    std::uint64_t tid(std::uint32_t id) const noexcept { return tids_[id]; }
+    int m() const noexcept { return opts_.m; }
+    std::size_t memory_bytes() const noexcept;
+
+    // Searches the finished graph (single-threaded; tests and tools).
+    std::vector<Candidate> search(const float* q, std::size_t k, std::size_t ef) const;
+
+  private:
+    struct Worker;
+    friend struct Worker;
+    void insert(Worker& w, std::uint32_t id);
+    double pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) const;
+    void connect(Worker& w, std::uint32_t id, int level, const std::vector<Candidate>& found,
+                 std::vector<Candidate>* chosen);
+    std::uint32_t* links_mut(std::uint32_t id, int level, std::uint32_t** count) noexcept;
+    std::size_t max_links(int level) const noexcept {
+        return level == 0 ? 2 * static_cast<std::size_t>(opts_.m) : static_cast<std::size_t>(opts_.m);
+    }
+
+    BuildOptions opts_;
+    QuantizerParams qp_;
+    distance::Metric metric_;
+    std::size_t dims_;
+    std::size_t code_bytes_;
+    std::vector<std::uint8_t> codes_;
+    std::vector<float> norms_, residuals_;
+    std::vector<std::uint64_t> tids_;
+    std::vector<std::uint8_t> levels_;
+    // Level 0: 2m links per node and a count; levels >= 1: one block of
+    // level * (m links + count) per node that has them.
+    std::vector<std::uint32_t> links0_;
+    std::vector<std::uint32_t> count0_;
+    std::vector<std::unique_ptr<std::uint32_t[]>> upper_;
+    std::size_t linked_ = 0;
+    std::uint32_t entry_ = kNone;
+    int max_level_ = -1;
+    struct Locks;
+    std::unique_ptr<Locks> locks_;
+};
+
+}  // namespace lrv::core::hnsw

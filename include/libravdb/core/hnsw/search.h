@@ -1,0 +1,212 @@
+// HNSW search and neighbour selection, written once for every graph store:
+// the in-memory graph of a build (graph.h) and the page-backed graph the glue
+// reads through shared buffers (src/pg/lhnsw_graph.h).
+//
+// A store S provides, for the query it was set up with:
+//   bool evaluate(std::uint32_t id, Candidate* c)
+//       fills c->d (the search distance), c->key (the value a scan reports,
+//       a lower bound of the exact ORDER BY value) and c->flags; returns
+//       false when the slot holds no node (then it is skipped).
+//   void links(std::uint32_t id, int level, std::vector<std::uint32_t>* out)
+//       replaces *out with the node's links at that level (kNone dropped).
+//   bool visit(std::uint32_t id)
+//       true the first time an id is seen since the store was reset.
+// Distances may come from quantized codes; the search never needs a metric,
+// only an order. The algorithms are those of Malkov and Yashunin's paper.
+#pragma once
+#include "libravdb/core/fence.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <queue>
+#include <vector>
+
+#include "libravdb/core/hnsw/format.h"
+
+namespace lrv::core::hnsw {
+
+struct Candidate {
+    double d = 0;     // search distance
+    double key = 0;   // what a scan reports (lower bound of the exact value)
+    std::uint32_t id = kNone;
+    std::uint16_t flags = 0;
+};
+
+// Orders by distance, then id, so results do not depend on arrival order.
+struct Closer {
+    bool operator()(const Candidate& a, const Candidate& b) const noexcept {
+        return a.d < b.d || (a.d == b.d && a.id < b.id);
+    }
+};
+struct Farther {
+    bool operator()(const Candidate& a, const Candidate& b) const noexcept { return Closer()(b, a); }
+};
+
+using MinHeap = std::priority_queue<Candidate, std::vector<Candidate>, Farther>;
+using MaxHeap = std::priority_queue<Candidate, std::vector<Candidate>, Closer>;
+
+// Greedy descent at one level (ef = 1): the closest node reachable by always
+// moving to a closer neighbour.
+template <class S>
+Candidate greedy_closest(S& s, Candidate cur, int level, std::vector<std::uint32_t>* scratch) {
+    for (bool moved = true; moved;) {
+        moved = false;
+        s.links(cur.id, level, scratch);
+        for (std::uint32_t n : *scratch) {
+            Candidate c;
+            if (!s.evaluate(n, &c)) continue;
+            c.id = n;
+            if (Closer()(c, cur)) {
+                cur = c;
+                moved = true;
+            }
+        }
+    }
+    return cur;
+}
+
+// The ef closest nodes reachable at `level` from the entry points (which the
+// caller has already visited and evaluated), in ascending order.
+template <class S>
+void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::size_t ef,
+                  std::vector<Candidate>* out, std::vector<std::uint32_t>* scratch) {
+    MinHeap cand;
+    MaxHeap best;
+    for (const Candidate& e : entry) {
+        cand.push(e);
+        best.push(e);
+        if (best.size() > ef) best.pop();
+    }
+    while (!cand.empty()) {
+        Candidate c = cand.top();
+        if (best.size() >= ef && Closer()(best.top(), c)) break;
+        cand.pop();
+        s.links(c.id, level, scratch);
+        for (std::uint32_t n : *scratch) {
+            if (!s.visit(n)) continue;
+            Candidate x;
+            if (!s.evaluate(n, &x)) continue;
+            x.id = n;
+            if (best.size() < ef || Closer()(x, best.top())) {
+                cand.push(x);
+                best.push(x);
+                if (best.size() > ef) best.pop();
+            }
+        }
+    }
+    out->resize(best.size());
+    for (std::size_t i = best.size(); i-- > 0;) {
+        (*out)[i] = best.top();
+        best.pop();
+    }
+}
+
+// The neighbour-selection heuristic (the paper's algorithm 4 without
+// extending candidates): walk the candidates from the closest and keep one
+// unless it is closer to a node already kept than to the base. This keeps
+// links pointing in different directions, which is what makes the graph
+// navigable across clusters. `sorted` is ascending by distance to the base;
+// pair(a, b) is the distance between two candidates' nodes.
+template <class PairDistance>
+void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
+                       std::vector<Candidate>* out) {
+    out->clear();
+    if (sorted.size() <= max_links) {
+        *out = sorted;
+        return;
+    }
+    for (const Candidate& c : sorted) {
+        bool keep = true;
+        for (const Candidate& k : *out) {
+            if (pair(c.id, k.id) < c.d) {
+                keep = false;
+                break;
+            }
+        }
+        if (keep) {
+            out->push_back(c);
+            if (out->size() >= max_links) break;
+        }
+    }
+}
+
+// A level-0 search that can be resumed: each round yields the next `ef`
+// best nodes not yet yielded, continuing from where the last round stopped
+// (the frontier of unexpanded candidates and every node evaluated but not
+// yet yielded are kept), so a scan that must go on because a WHERE clause
+// threw rows away neither restarts nor evaluates a node twice. The first
+// round is exactly search_layer with that ef.
+template <class S>
+class ResumableSearch {
+  public:
+    // `entry` was visited and evaluated by the caller (after the descent).
+    void start(const Candidate& entry, std::size_t ef) {
+        ef_ = std::max<std::size_t>(ef, 1);
+        cand_ = MinHeap();
+        pending_ = MinHeap();
+        cand_.push(entry);
+        pending_.push(entry);
+        expanded_ = 0;
+    }
+
+    // Appends the next round's nodes to *out in ascending order of d.
+    // Returns false (and appends nothing) once nothing more is reachable.
+    // Stops expanding after `max_expansions` nodes in all (0: no limit).
+    bool next_round(S& s, std::vector<Candidate>* out, std::vector<std::uint32_t>* scratch,
+                    std::size_t max_expansions) {
+        MaxHeap best;
+        while (best.size() < ef_ && !pending_.empty()) {
+            best.push(pending_.top());
+            pending_.pop();
+        }
+        while (!cand_.empty()) {
+            if (max_expansions != 0 && expanded_ >= max_expansions) {
+                limited_ = true;
+                break;
+            }
+            Candidate c = cand_.top();
+            if (best.size() >= ef_ && Closer()(best.top(), c)) break;
+            cand_.pop();
+            expanded_++;
+            s.links(c.id, 0, scratch);
+            for (std::uint32_t n : *scratch) {
+                if (!s.visit(n)) continue;
+                Candidate x;
+                if (!s.evaluate(n, &x)) continue;
+                x.id = n;
+                cand_.push(x);
+                if (best.size() < ef_ || Closer()(x, best.top())) {
+                    best.push(x);
+                    if (best.size() > ef_) {
+                        pending_.push(best.top());
+                        best.pop();
+                    }
+                } else {
+                    pending_.push(x);
+                }
+            }
+        }
+        if (best.empty()) return false;
+        std::size_t first = out->size();
+        out->resize(first + best.size());
+        for (std::size_t i = out->size(); i-- > first;) {
+            (*out)[i] = best.top();
+            best.pop();
+        }
+        return true;
+    }
+
+    // True once a round stopped at max_expansions.
+    bool limited() const noexcept { return limited_; }
+    std::size_t expanded() const noexcept { return expanded_; }
+
+  private:
+    std::size_t ef_ = 1;
+    MinHeap cand_;     // evaluated, links not yet followed
+    MinHeap pending_;  // evaluated, not yet yielded
+    std::size_t expanded_ = 0;
+    bool limited_ = false;
+};
+
+}  // namespace lrv::core::hnsw

@@ -1,0 +1,383 @@
+// Building an HNSW graph in memory, on several threads.
+//
+// Insertion follows hnswlib's concurrency scheme: a node's links are guarded
+// by one of a fixed array of mutexes (striped by id), a thread holds at most
+// one of them at a time and copies a link list before following it, and the
+// thread inserting a node above the current top level holds the entry-point
+// mutex for its whole insertion. Every node's memory (code, links, upper
+// levels) is allocated by add() before link_all starts, so nothing is
+// reallocated while threads run.
+#include "libravdb/core/hnsw/graph.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "libravdb/core/error.h"
+
+namespace lrv::core::hnsw {
+
+using distance::Metric;
+
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) noexcept {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+constexpr std::size_t kStripes = 4096;
+constexpr std::size_t kPollEvery = 256;
+
+}  // namespace
+
+int random_level(std::uint64_t seed, std::uint64_t id, int m) noexcept {
+    std::uint64_t r = splitmix64(seed ^ splitmix64(id));
+    double u = static_cast<double>(r >> 11) * 0x1.0p-53;  // [0, 1)
+    double level = -std::log(1.0 - u) / std::log(static_cast<double>(std::max(m, 2)));
+    return std::min(static_cast<int>(level), kMaxLevel);
+}
+
+double metric_value(Metric metric, const float* a, const float* b, std::size_t dims) noexcept {
+    const distance::Kernels& k = distance::best();
+    switch (metric) {
+        case Metric::L2:
+            return std::sqrt(static_cast<double>(k.l2_squared(a, b, dims)));
+        case Metric::InnerProduct:
+            return -static_cast<double>(k.inner_product(a, b, dims));
+        case Metric::Cosine:
+            return static_cast<double>(distance::cosine_distance(a, b, dims));
+        case Metric::L1:
+            return static_cast<double>(k.l1(a, b, dims));
+    }
+    return 0;
+}
+
+void decode(const QuantizerParams& p, const std::uint8_t* code, std::size_t dims, float* out) noexcept {
+    switch (p.kind) {
+        case QuantizerKind::None:
+            std::memcpy(out, code, dims * sizeof(float));
+            return;
+        case QuantizerKind::Fp16:
+            for (std::size_t i = 0; i < dims; i++) {
+                std::uint16_t h;
+                std::memcpy(&h, code + 2 * i, sizeof h);
+                out[i] = distance::half_to_float(h);
+            }
+            return;
+        case QuantizerKind::Sq8:
+            for (std::size_t i = 0; i < dims; i++) out[i] = p.lo + static_cast<float>(code[i]) * p.step;
+            return;
+    }
+}
+
+struct BuildGraph::Locks {
+    std::mutex stripe[kStripes];
+    std::mutex entry;
+    std::mutex& of(std::uint32_t id) noexcept { return stripe[id % kStripes]; }
+};
+
+// Per-thread state: the visited set (generation stamps), decode buffers and
+// the store the search templates read.
+struct BuildGraph::Worker {
+    const BuildGraph* g;
+    std::vector<std::uint32_t> stamp;
+    std::uint32_t generation = 0;
+    std::vector<float> query, pa, pb;
+    std::unique_ptr<QueryCoder> coder;
+    std::vector<std::uint32_t> scratch;
+    std::vector<Candidate> found, chosen, merged, pruned;
+
+    explicit Worker(const BuildGraph* graph)
+        : g(graph), stamp(graph->size(), 0), query(graph->dims_), pa(graph->dims_), pb(graph->dims_) {}
+
+    void new_generation() {
+        if (++generation == 0) {
+            std::fill(stamp.begin(), stamp.end(), 0);
+            generation = 1;
+        }
+    }
+    void set_query(const float* q) {
+        coder.reset(new QueryCoder(g->qp_, g->metric_, q, g->dims_));
+    }
+
+    // The store interface of search.h.
+    bool evaluate(std::uint32_t id, Candidate* c) {
+        c->d = coder->value(g->code(id), g->norms_[id]);
+        c->key = c->d;
+        c->flags = kNodeLive;
+        return true;
+    }
+    void links(std::uint32_t id, int level, std::vector<std::uint32_t>* out) {
+        std::lock_guard<std::mutex> hold(g->locks_->of(id));
+        std::uint32_t n;
+        const std::uint32_t* l = g->links(id, level, &n);
+        out->assign(l, l + n);
+    }
+    bool visit(std::uint32_t id) {
+        if (stamp[id] == generation) return false;
+        stamp[id] = generation;
+        return true;
+    }
+};
+
+BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metric metric, std::size_t dims)
+    : opts_(opts), qp_(qp), metric_(metric), dims_(dims), code_bytes_(code_bytes(qp.kind, dims)),
+      locks_(new Locks()) {
+    if (opts.m < kMinM || opts.m > kMaxM) fail(ErrorKind::InvalidParameter, "m out of range");
+    if (opts.ef_construction < kMinEfConstruction || opts.ef_construction > kMaxEfConstruction)
+        fail(ErrorKind::InvalidParameter, "ef_construction out of range");
+}
+
+BuildGraph::~BuildGraph() = default;
+
+std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m) noexcept {
+    const std::size_t mm = static_cast<std::size_t>(m);
+    std::size_t per_node = code_bytes(q, dims) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
+                           (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) +
+                           2 * sizeof(std::uint32_t);  // visited stamps of two threads
+    // About one node in m-1 has upper levels, m + 1 words each.
+    std::size_t upper = n / std::max<std::size_t>(mm - 1, 1) * (mm + 1) * sizeof(std::uint32_t);
+    return n * per_node + upper;
+}
+
+std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
+    std::size_t id = tids_.size();
+    if (id >= kNone) fail(ErrorKind::ProgramLimit, "an lhnsw index holds at most 4294967294 nodes");
+    codes_.resize(codes_.size() + code_bytes_);
+    float r = encode(qp_, metric_, x, dims_, codes_.data() + id * code_bytes_);
+    residuals_.push_back(r);
+    norms_.push_back(vector_norm(x, dims_));
+    tids_.push_back(tid_key);
+    int level = random_level(opts_.seed, id, opts_.m);
+    levels_.push_back(static_cast<std::uint8_t>(level));
+    links0_.resize(links0_.size() + max_links(0), kNone);
+    count0_.push_back(0);
+    if (level > 0) {
+        std::size_t words = static_cast<std::size_t>(level) * (static_cast<std::size_t>(opts_.m) + 1);
+        upper_.resize(id + 1);
+        upper_[id].reset(new std::uint32_t[words]);
+        std::fill(upper_[id].get(), upper_[id].get() + words, 0);
+    }
+    return static_cast<std::uint32_t>(id);
+}
+
+std::size_t BuildGraph::memory_bytes() const noexcept {
+    std::size_t upper = 0;
+    for (std::size_t i = 0; i < upper_.size(); i++)
+        if (upper_[i]) upper += levels_[i] * (static_cast<std::size_t>(opts_.m) + 1) * sizeof(std::uint32_t);
+    return codes_.capacity() + (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
+           tids_.capacity() * sizeof(std::uint64_t) + levels_.capacity() +
+           (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + upper_.capacity() * sizeof(void*) +
+           upper;
+}
+
+std::uint32_t* BuildGraph::links_mut(std::uint32_t id, int level, std::uint32_t** count) noexcept {
+    if (level == 0) {
+        *count = &count0_[id];
+        return links0_.data() + std::size_t{id} * max_links(0);
+    }
+    std::uint32_t* block = upper_[id].get() + static_cast<std::size_t>(level - 1) * (opts_.m + 1);
+    *count = block;
+    return block + 1;
+}
+
+const std::uint32_t* BuildGraph::links(std::uint32_t id, int level, std::uint32_t* n) const noexcept {
+    if (level > levels_[id]) {
+        *n = 0;
+        return nullptr;
+    }
+    std::uint32_t* count;
+    const std::uint32_t* l = const_cast<BuildGraph*>(this)->links_mut(id, level, &count);
+    *n = *count;
+    return l;
+}
+
+double BuildGraph::pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) const {
+    if (qp_.kind == QuantizerKind::None)
+        return metric_value(metric_, reinterpret_cast<const float*>(code(a)), reinterpret_cast<const float*>(code(b)),
+                            dims_);
+    decode(qp_, code(a), dims_, w.pa.data());
+    decode(qp_, code(b), dims_, w.pb.data());
+    return metric_value(metric_, w.pa.data(), w.pb.data(), dims_);
+}
+
+// Links node `id` at `level` to its chosen neighbours among `found`, and each
+// of them back to it, pruning a full list with the heuristic.
+void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vector<Candidate>& found,
+                         std::vector<Candidate>* chosen) {
+    w.merged.clear();
+    for (const Candidate& c : found)
+        if (c.id != id) w.merged.push_back(c);
+    auto pair = [&](std::uint32_t a, std::uint32_t b) { return pair_distance(w, a, b); };
+    select_neighbours(w.merged, static_cast<std::size_t>(opts_.m), pair, chosen);
+    {
+        std::lock_guard<std::mutex> hold(locks_->of(id));
+        std::uint32_t* count;
+        std::uint32_t* l = links_mut(id, level, &count);
+        *count = static_cast<std::uint32_t>(chosen->size());
+        for (std::size_t i = 0; i < chosen->size(); i++) l[i] = (*chosen)[i].id;
+    }
+    const std::size_t cap = max_links(level);
+    for (const Candidate& e : *chosen) {
+        std::lock_guard<std::mutex> hold(locks_->of(e.id));
+        std::uint32_t* count;
+        std::uint32_t* l = links_mut(e.id, level, &count);
+        if (std::find(l, l + *count, id) != l + *count) continue;
+        if (*count < cap) {
+            l[(*count)++] = id;
+            continue;
+        }
+        // Full: keep the best `cap` of its links plus the new node.
+        w.merged.clear();
+        Candidate nc;
+        nc.id = id;
+        nc.d = e.d;
+        w.merged.push_back(nc);
+        for (std::uint32_t i = 0; i < *count; i++) {
+            Candidate c;
+            c.id = l[i];
+            c.d = pair_distance(w, e.id, l[i]);
+            w.merged.push_back(c);
+        }
+        std::sort(w.merged.begin(), w.merged.end(), Closer());
+        select_neighbours(w.merged, cap, pair, &w.pruned);
+        *count = static_cast<std::uint32_t>(w.pruned.size());
+        for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
+    }
+}
+
+void BuildGraph::insert(Worker& w, std::uint32_t id) {
+    const int level = levels_[id];
+    // The query is the node's own vector as the index stores it (exact
+    // floats without a quantizer).
+    decode(qp_, code(id), dims_, w.query.data());
+    w.set_query(w.query.data());
+
+    std::unique_lock<std::mutex> top(locks_->entry);
+    std::uint32_t ep = entry_;
+    int max_level = max_level_;
+    if (ep == kNone) {
+        entry_ = id;
+        max_level_ = level;
+        return;
+    }
+    if (level <= max_level) top.unlock();
+
+    Candidate cur;
+    w.evaluate(ep, &cur);
+    cur.id = ep;
+    for (int l = max_level; l > level; l--) cur = greedy_closest(w, cur, l, &w.scratch);
+
+    std::vector<Candidate> entry{cur};
+    for (int l = std::min(level, max_level); l >= 0; l--) {
+        w.new_generation();
+        for (const Candidate& e : entry) w.visit(e.id);
+        search_layer(w, entry, l, static_cast<std::size_t>(opts_.ef_construction), &w.found, &w.scratch);
+        connect(w, id, l, w.found, &w.chosen);
+        entry = w.found;
+    }
+    if (level > max_level) {
+        entry_ = id;
+        max_level_ = level;
+    }
+}
+
+void BuildGraph::link_all(int threads, const std::function<void(std::size_t done)>& poll) {
+    const std::size_t n = size();
+    if (linked_ >= n) return;
+    threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<std::size_t>(n - linked_, 64))));
+    std::atomic<std::size_t> next{linked_};
+    std::atomic<std::size_t> done{0};
+    std::atomic<bool> stop{false};
+    std::mutex err_mutex;
+    std::exception_ptr err;
+
+    auto work = [&](Worker& w, bool caller) {
+        std::size_t since_poll = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+            std::size_t i = next.fetch_add(1);
+            if (i >= n) break;
+            insert(w, static_cast<std::uint32_t>(i));
+            done.fetch_add(1, std::memory_order_relaxed);
+            if (caller && ++since_poll >= kPollEvery) {
+                since_poll = 0;
+                poll(done.load());
+            }
+        }
+    };
+
+    std::vector<std::thread> pool;
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (int t = 0; t < threads; t++) workers.emplace_back(new Worker(this));
+    {
+        // Core threads never take a signal: block everything while creating
+        // them (they inherit the mask), then restore the caller's mask.
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        try {
+            for (int t = 1; t < threads; t++) {
+                Worker* w = workers[t].get();
+                pool.emplace_back([&, w] {
+                    try {
+                        work(*w, false);
+                    } catch (...) {
+                        std::lock_guard<std::mutex> hold(err_mutex);
+                        if (!err) err = std::current_exception();
+                        stop = true;
+                    }
+                });
+            }
+        } catch (...) {
+            stop = true;
+            pthread_sigmask(SIG_SETMASK, &old, nullptr);
+            for (auto& t : pool) t.join();
+            throw;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+    try {
+        work(*workers[0], true);
+        // Keep polling (interrupts, progress) until the others finish.
+        while (!stop.load() && done.load() < n - linked_) {
+            poll(done.load());
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    } catch (...) {
+        std::lock_guard<std::mutex> hold(err_mutex);
+        if (!err) err = std::current_exception();
+        stop = true;
+    }
+    for (auto& t : pool) t.join();
+    if (err) std::rethrow_exception(err);
+    linked_ = n;
+    poll(done.load());
+}
+
+std::vector<Candidate> BuildGraph::search(const float* q, std::size_t k, std::size_t ef) const {
+    std::vector<Candidate> out;
+    if (entry_ == kNone) return out;
+    Worker w(this);
+    w.set_query(q);
+    Candidate cur;
+    w.evaluate(entry_, &cur);
+    cur.id = entry_;
+    for (int l = max_level_; l > 0; l--) cur = greedy_closest(w, cur, l, &w.scratch);
+    w.new_generation();
+    w.visit(cur.id);
+    search_layer(w, std::vector<Candidate>{cur}, 0, std::max(ef, k), &out, &w.scratch);
+    if (out.size() > k) out.resize(k);
+    return out;
+}
+
+}  // namespace lrv::core::hnsw
