@@ -55,15 +55,22 @@ def pgoptions(set_statements: list) -> str:
     '-c name=value' each, with spaces and backslashes escaped as libpq wants."""
     out = []
     for s in set_statements:
-        m = re.match(r"^\s*SET\s+(?:SESSION\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.+?)\s*;?\s*$", s, re.I)
-        if not m:
-            raise ValueError(f"not a SET statement: {s!r}")
-        value = m.group(2)
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
+        name, value = parse_set(s)
         value = value.replace("\\", "\\\\").replace(" ", "\\ ")
-        out.append(f"-c {m.group(1)}={value}")
+        out.append(f"-c {name}={value}")
     return " ".join(out)
+
+
+def parse_set(statement: str) -> tuple:
+    """(name, value) of 'SET name = value' / 'SET name TO value', quotes
+    around the value removed."""
+    m = re.match(r"^\s*SET\s+(?:SESSION\s+)?([A-Za-z_][\w.]*)\s*(?:=|\bTO\b)\s*(.+?)\s*;?\s*$", statement, re.I)
+    if not m:
+        raise ValueError(f"not a SET statement: {statement!r}")
+    value = m.group(2)
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        value = value[1:-1]
+    return m.group(1), value
 
 
 _FLOAT = r"([0-9]+(?:\.[0-9]+)?)"

@@ -11,7 +11,8 @@ time (batch size 1) like the SQL client's, timed the same way: warm-up
 queries, then N queries, the fastest of --repeat rounds.
 
   hnswlib      HNSW, M = 16, ef_construction = 64 (pgvector's defaults),
-               an ef sweep
+               an ef sweep; l2, ip and cosine (hnswlib's spaces l2, ip and
+               cosine order neighbours as <->, <#> and <=> do)
   faiss-flat   IndexFlatL2: exact brute force with FAISS's kernels
   faiss-ivfpq  IndexIVFPQ (nlist = sqrt(n), 8-bit PQ with d/8 sub-vectors
                or the nearest divisor of d) inside IndexRefineFlat, which
@@ -30,13 +31,25 @@ import numpy as np
 import metrics
 
 
+# hnswlib's spaces: l2 is the squared distance, ip is 1 - <a, b> and cosine
+# 1 - cos(a, b), so each orders neighbours like the SQL operator.
+HNSWLIB_SPACES = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
+
+
 def module_version(name: str):
     """The module's version string, or None when it cannot be imported."""
     try:
         mod = __import__(name)
     except ImportError:
         return None
-    return getattr(mod, "__version__", "installed")
+    version = getattr(mod, "__version__", None)
+    if not version:   # hnswlib has no __version__; its package metadata does
+        try:
+            import importlib.metadata
+            version = importlib.metadata.version(name)
+        except Exception:   # noqa: BLE001 - any failure means "unknown"
+            version = None
+    return version or "installed"
 
 
 def ivfpq_params(n: int, dims: int) -> dict:
@@ -73,8 +86,10 @@ class Engine:
     """One in-process index: build() once, then search settings and queries."""
 
     def __init__(self, engine: str, metric: str, base: np.ndarray, build_params: dict):
-        if metric != "l2":
-            raise ValueError("in-process ceilings are measured for l2 only")
+        if metric not in HNSWLIB_SPACES or (engine != "hnswlib" and metric != "l2"):
+            raise ValueError(f"in-process {engine} is measured for "
+                             + ("l2, ip and cosine" if engine == "hnswlib" else "l2") + f" only, not {metric}")
+        self.metric = metric
         self.engine = engine
         self.base = np.ascontiguousarray(base, dtype=np.float32)
         self.build_params = dict(build_params)
@@ -86,7 +101,7 @@ class Engine:
         t0 = time.perf_counter()
         if self.engine == "hnswlib":
             import hnswlib
-            idx = hnswlib.Index(space="l2", dim=d)
+            idx = hnswlib.Index(space=HNSWLIB_SPACES[self.metric], dim=d)
             idx.init_index(max_elements=n, M=self.build_params["m"],
                            ef_construction=self.build_params["ef_construction"], random_seed=100)
             idx.set_num_threads(1)

@@ -119,3 +119,41 @@ def latency_summary(latencies_s: Sequence[float], wall_s: Optional[float] = None
         "min_ms": float(lat.min() * 1e3),
         "max_ms": float(lat.max() * 1e3),
     }
+
+
+def pareto_frontier(curve: Iterable[tuple]) -> list:
+    """The (recall, qps) points no other point beats on both, by recall
+    ascending (so QPS descending), as ann-benchmarks draws its curves."""
+    best = -math.inf
+    out = []
+    for r, q in sorted(((float(r), float(q)) for r, q in curve if not math.isnan(r)),
+                       key=lambda x: (-x[0], -x[1])):
+        if q > best:
+            out.append((r, q))
+            best = q
+    return out[::-1]
+
+
+def qps_at_recall(curve: Iterable[tuple], recall: float) -> tuple:
+    """QPS of a recall/QPS curve at a recall level, as (qps, how):
+
+      interpolated  between the two frontier points around the level, linear
+                    in recall and log QPS (the plot's axes)
+      point         a point lies exactly at the level: its QPS
+      at least      no point lies below the level: the fastest point above
+                    it (a lower bound of the QPS at the level)
+      not reached   no point reaches the level: qps is None
+    """
+    front = pareto_frontier(curve)
+    above = [(r, q) for r, q in front if r >= recall]
+    if not above:
+        return None, "not reached"
+    below = [(r, q) for r, q in front if r < recall]
+    b = above[0]
+    if b[0] == recall:
+        return b[1], "point"
+    if not below:
+        return b[1], "at least"
+    a = below[-1]
+    t = (recall - a[0]) / (b[0] - a[0])
+    return math.exp(math.log(a[1]) + t * (math.log(b[1]) - math.log(a[1]))), "interpolated"

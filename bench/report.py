@@ -68,6 +68,13 @@ def header_markdown(env: dict) -> str:
     if env.get("hnswlib") or env.get("faiss"):
         lines.append(f"- in-process ceilings (no SQL, 1 thread): hnswlib {env.get('hnswlib') or 'missing'}, "
                      f"faiss {env.get('faiss') or 'missing'}")
+    if env.get("skipped"):
+        by_reason = {}
+        for name, reason in env["skipped"].items():
+            by_reason.setdefault(reason, []).append(name)
+        lines += [f"- skipped ({reason}): {', '.join(names)}" for reason, names in by_reason.items()]
+    if not env.get("targets"):
+        lines.append("- nothing was measured: every selected target was skipped")
     lines += [
         f"- command: `{env['command']}`",
     ]
@@ -84,6 +91,12 @@ def _fmt(x, nd=1):
 
 def _params(p: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in {**p.get("build", {}), **p.get("search", {})}.items()) or "-"
+
+
+def _sort_key(params: dict) -> tuple:
+    """Parameters in numeric order where they are numbers (ef_search=80
+    before 400), else as text."""
+    return tuple((k, (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))) for k, v in params.items())
 
 
 def _rows_cell(p: dict) -> str:
@@ -164,7 +177,8 @@ def scaling_markdown(points: list, conc: list = ()) -> str:
     parameters and N, sorted by target then N."""
     rows = ["| target | params | N | build s | index MB | QPS | recall@k |",
             "|---|---|---:|---:|---:|---:|---:|"]
-    for p in sorted(points, key=lambda p: (p["target"], _params(p), p["rows"])):
+    for p in sorted(points, key=lambda p: (p["target"], _sort_key(p.get("build", {})),
+                                            _sort_key(p.get("search", {})), p["rows"])):
         mb = p["index_bytes"] / 2**20 if p.get("index_bytes") else None
         rows.append(f"| {p['target']} | {_params(p)} | {p['rows']} | {_fmt(p.get('build_s'))} | {_fmt(mb)} | "
                     f"{p['qps']:.1f} | {p['recall']:.4f} |")
@@ -182,7 +196,59 @@ def scaling_markdown(points: list, conc: list = ()) -> str:
     return out
 
 
-def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bool, titled: bool) -> list:
+def _qps_cell(qps, how) -> str:
+    if qps is None:
+        return "not reached"
+    return ("≥" if how == "at least" else "") + f"{qps:.1f}"
+
+
+def _ratio_cell(at: dict, role: str) -> str:
+    r = at.get(f"{role}_ratio")
+    if r is None:
+        return "-"
+    # A lower bound on either side makes the ratio approximate.
+    approx = "at least" in (at.get("how"), at.get(f"{role}_how"))
+    return f"{'~' if approx else ''}**{r:.2f}x**"
+
+
+def curves_markdown(curves: list) -> str:
+    """Approximate indexes against their baseline (pgvector HNSW with the same
+    m and ef_construction) and the in-process ceiling (hnswlib): build time,
+    size, and QPS at fixed recall levels taken from each recall/QPS curve."""
+    if not curves:
+        return ""
+    levels = list(curves[0]["at"])
+    head = ("| target | build | baseline | build s | ratio | index MB | ratio | "
+            + " | ".join(f"QPS@{lv} | baseline | ratio | ceiling | ratio" for lv in levels) + " |")
+    rows = [head, "|---|---|---|---:|---:|---:|---:|" + "---:|---:|---:|---:|---:|" * len(levels)]
+    for c in curves:
+        build = ", ".join(f"{k}={v}" for k, v in c["build"].items()) or "-"
+        base = c.get("baseline")
+        mb = c["index_bytes"] / 2**20 if c.get("index_bytes") else None
+        bmb = c["baseline_index_bytes"] / 2**20 if c.get("baseline_index_bytes") else None
+        cells = [c["target"], build, base or "-",
+                 f"{_fmt(c.get('build_s'))} / {_fmt(c.get('baseline_build_s'))}" if base else _fmt(c.get("build_s")),
+                 f"**{c['baseline_build_ratio']:.2f}x**" if c.get("baseline_build_ratio") else "-",
+                 f"{_fmt(mb)} / {_fmt(bmb)}" if base else _fmt(mb),
+                 f"**{c['baseline_size_ratio']:.2f}x**" if c.get("baseline_size_ratio") else "-"]
+        for lv in levels:
+            at = c["at"][lv]
+            cells += [_qps_cell(at["qps"], at["how"]),
+                      _qps_cell(at["baseline_qps"], at["baseline_how"]) if "baseline_qps" in at or
+                      "baseline_how" in at else "-", _ratio_cell(at, "baseline"),
+                      _qps_cell(at["ceiling_qps"], at["ceiling_how"]) if "ceiling_how" in at else "-",
+                      _ratio_cell(at, "ceiling")]
+        rows.append("| " + " | ".join(cells) + " |")
+    note = ("\nQPS at a recall level is read off each recall/QPS curve (its Pareto frontier), "
+            "interpolated between the points around the level (linear in recall and log QPS); "
+            "≥ marks a curve whose slowest point is already above the level (a lower bound, ratio ~), "
+            "'not reached' a curve that never gets there. Ratios are ours / theirs from this run; "
+            "the ceiling is the in-process library (no SQL, one thread).\n")
+    return "\n".join(rows) + "\n" + note
+
+
+def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bool, titled: bool,
+                     curves: list = ()) -> list:
     """The report sections of one data set."""
     pts = [p for p in bench.points if p.get("dataset") == name]
     sql_pts = [p for p in pts if p["kind"] != "inprocess"]
@@ -194,6 +260,8 @@ def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bo
         md += ["## Concurrent clients (pgbench)\n", concurrency_markdown(conc)]
     if inproc:
         md += ["## In-process ceilings (hnswlib / FAISS inside Python, no SQL)\n", inprocess_markdown(inproc)]
+    if curves:
+        md += ["## Recall/QPS curves against pgvector HNSW and the hnswlib ceiling\n", curves_markdown(list(curves))]
     if comps:
         md += ["## libravdb / pgvector (same run, same queries)\n", comparisons_markdown(comps)]
     elif not have_pgvector:
@@ -227,39 +295,91 @@ def comparisons_markdown(comparisons: list) -> str:
     return "\n".join(rows) + "\n"
 
 
+def plot_lines(points: list) -> dict:
+    """The plot's lines: one per target, or per target and build when a
+    target was built more than once (lhnsw with quantizer none and sq8), so a
+    line is one search sweep on one index, like an ann-benchmarks curve."""
+    builds = {}
+    for p in points:
+        builds.setdefault(p["target"], set()).add(tuple(sorted(p.get("build", {}).items())))
+    lines = {}
+    for p in points:
+        name = p["target"]
+        if len(builds[name]) > 1:
+            varying = [k for k in p["build"] if len({dict(b).get(k) for b in builds[name]}) > 1]
+            name += " (" + ", ".join(f"{k}={p['build'][k]}" for k in varying) + ")"
+        lines.setdefault(name, []).append(p)
+    return lines
+
+
+def plot_panels(points: list) -> list:
+    """One panel per metric and filter, like ann-benchmarks' one plot per
+    data set and distance: [(title, points)], unfiltered panels first."""
+    keys = sorted({(p["metric"], p.get("filter") or "") for p in points},
+                  key=lambda k: (k[1] != "", ["l2", "ip", "cosine", "l1"].index(k[0])
+                                 if k[0] in ("l2", "ip", "cosine", "l1") else 9, k[1]))
+    return [(metric + (f", WHERE {flt} = c" if flt else ""),
+             [p for p in points if p["metric"] == metric and (p.get("filter") or "") == flt])
+            for metric, flt in keys]
+
+
+def _frontier(pts: list) -> list:
+    """The points on the recall/QPS Pareto frontier, by recall."""
+    best, out = -1.0, []
+    for p in sorted(pts, key=lambda p: (-p["recall"], -p["qps"])):
+        if p["qps"] > best:
+            out.append(p)
+            best = p["qps"]
+    return out[::-1]
+
+
 def plot(points: list, path: str, title: str) -> bool:
-    """Recall (x) against QPS (y, log scale), one line per target. Returns
-    False when matplotlib is missing."""
+    """Recall (x) against QPS (y, log scale) in the style of ann-benchmarks:
+    one panel per metric (and filter), one line per target and build through
+    its Pareto frontier, dominated points as faint markers. In-process
+    ceilings are grey and dotted. Returns False when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    by_target = {}
-    for p in points:
-        by_target.setdefault(p["target"], []).append(p)
+    panels = plot_panels(points)
+    cols = min(3, len(panels))
+    nrows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 5.5 * nrows), squeeze=False)
     colors = plt.get_cmap("tab20").colors
-    for n, (name, pts) in enumerate(sorted(by_target.items())):
-        pts = sorted(pts, key=lambda p: (p["recall"], p["qps"]))
-        pg = name.startswith("pgvector")
-        if pts[0]["kind"] == "inprocess":
-            # Ceilings: grey, dotted, labelled as not comparable on equal terms.
-            ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts], marker="x", linestyle=":",
-                    color="0.35" if "hnsw" in name else "0.6", label=f"{name} (ceiling: in-process, no SQL)")
-            continue
-        ax.plot([p["recall"] for p in pts], [p["qps"] for p in pts], marker="s" if pg else "o",
-                linestyle="--" if pg else "-", color=colors[n % len(colors)], label=name)
-    lo = min(p["recall"] for p in points)
-    ax.set_xlim(max(0.0, min(lo - 0.02, 0.9)), 1.005)
-    ax.set_yscale("log")
-    ax.set_xlabel("recall@k")
-    ax.set_ylabel("queries per second (log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    for ax, (panel, pts_all) in zip(axes.flat, panels):
+        lines = plot_lines(pts_all)
+        sql_names = sorted(n for n in lines if not n.startswith("inproc"))
+        color_of = {n: colors[i % len(colors)] for i, n in enumerate(sql_names)}
+        ceiling_markers = iter("xv^<>dP*")
+        marker_of = {n: next(ceiling_markers, "x") for n in sorted(lines) if n.startswith("inproc")}
+        for name, pts in sorted(lines.items()):
+            front = _frontier(pts)
+            rest = [p for p in pts if p not in front]
+            if pts[0]["kind"] == "inprocess":
+                style = dict(marker=marker_of[name], linestyle=":", color="0.45")
+                label = f"{name} (ceiling: in-process, no SQL)"
+            else:
+                pg = name.startswith("pgvector")
+                style = dict(marker="s" if pg else "o", linestyle="--" if pg else "-", color=color_of[name])
+                label = name
+            ax.plot([p["recall"] for p in front], [p["qps"] for p in front], label=label, **style)
+            if rest:
+                ax.scatter([p["recall"] for p in rest], [p["qps"] for p in rest], s=12, alpha=0.35,
+                           color=style["color"], marker=style["marker"])
+        lo = min(p["recall"] for p in pts_all)
+        ax.set_xlim(max(0.0, min(lo - 0.02, 0.9)), 1.005)
+        ax.set_yscale("log")
+        ax.set_xlabel("recall@k")
+        ax.set_ylabel("queries per second (log scale)")
+        ax.set_title(f"{title}: {panel}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True

@@ -10,6 +10,7 @@ against any server the PG* environment variables point at:
     /usr/bin/python3 bench/run.py --list-targets
     /usr/bin/python3 bench/run.py --clients 1,2,4 --targets 'lvector-lflat-l2'
     /usr/bin/python3 bench/run.py --scaling --targets 'lvector-lflat-l2,pgvector-exact-l2'
+    /usr/bin/python3 bench/run.py --targets 'lvector-lhnsw-*' --with-baselines
 
 For every target it loads (once per table layout) the data set with binary
 COPY, runs warm-up queries, then N timed queries one after another as a
@@ -43,6 +44,7 @@ import datasets  # noqa: E402
 import inprocess  # noqa: E402
 import metrics  # noqa: E402
 import pgload  # noqa: E402
+import progress  # noqa: E402
 import report  # noqa: E402
 import targets as registry  # noqa: E402
 
@@ -70,6 +72,9 @@ def parse_args(argv=None):
     ap.add_argument("--k", type=int, default=10, help="LIMIT k and recall@k (default 10)")
     ap.add_argument("--targets", default=None,
                     help="comma-separated target names or patterns (default: every exact-scan target)")
+    ap.add_argument("--with-baselines", action="store_true",
+                    help="add the baseline and in-process ceiling of every selected target (e.g. pgvector-hnsw-l2 "
+                         "and inproc-hnswlib-l2 for lvector-lhnsw-l2), so each ratio is measured in the same run")
     ap.add_argument("--quick", action="store_true", help="10000 rows and 50 queries")
     ap.add_argument("--out", default=None, help="output folder (default bench/results/<timestamp>/)")
     ap.add_argument("--reload", action="store_true", help="reload tables even when they hold this data set")
@@ -245,7 +250,8 @@ class Bench:
         lsn0 = self.conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         log(f"  building: {sql}")
         t0 = time.perf_counter()
-        self.conn.execute(sql)
+        with progress.BuildMonitor(lambda: psycopg.connect("", autocommit=True), self.conn.info.backend_pid, log):
+            self.conn.execute(sql)
         build_s = time.perf_counter() - t0
         size, wal = self.conn.execute(
             "SELECT pg_relation_size(%s::regclass), pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
@@ -256,6 +262,7 @@ class Bench:
 
     def _run_queries(self, cur, sql, params, texts) -> tuple:
         lat, results = [], []
+        prog = progress.LoopProgress(len(texts), log)
         t0 = time.perf_counter()
         for i, text in enumerate(texts):
             s = time.perf_counter()
@@ -263,6 +270,7 @@ class Bench:
             rows = cur.fetchall()
             lat.append(time.perf_counter() - s)
             results.append([r[0] for r in rows])
+            prog.tick(i + 1)
         return metrics.latency_summary(lat, time.perf_counter() - t0), results
 
     def _score(self, t, ds, queries, gt, flt, results, k) -> dict:
@@ -392,6 +400,17 @@ class Bench:
                 for s in t.search_sql:
                     self.conn.execute(s.format(**sp))
                 m = self.measure(t, ds, ds.queries[:self.args.queries], gt, flt)
+                # A misspelt or unloaded custom setting (libravdb.*, hnsw.*)
+                # would be a silent placeholder, or dropped with a warning
+                # when the library reserves its prefix: check what the
+                # queries really ran with.
+                m["set_statements"] = [s.format(**sp) for s in t.search_sql]
+                m["settings_not_applied"] = settings_not_applied(self.conn, m["set_statements"])
+                if m["settings_not_applied"]:
+                    msg = (f"{t.name} {bp} {sp}: settings not in effect during the queries: "
+                           + ", ".join(m["settings_not_applied"]))
+                    log("  ERROR: " + msg)
+                    self.errors.append(msg)
                 point = {"type": "point", "dataset": self.dataset, "rows": len(ds.base),
                          "target": t.name, "table": t.spec.table, "table_key": t.table,
                          "metric": t.metric, "kind": t.kind, "filter": t.filter, "k": self.args.k,
@@ -528,9 +547,10 @@ class Bench:
             by_name.setdefault(p["target"], []).append(p)
         out = []
         for p in points:
-            base = registry.REGISTRY[p["target"]].baseline
-            for b in by_name.get(base, []):
-                if b["search"] == p["search"] or p["kind"] == "exact" or not b["search"]:
+            t = registry.REGISTRY[p["target"]]
+            for b in by_name.get(t.baseline, []):
+                if p["kind"] == "exact" or not b["search"] or search_matches(p["search"], b["search"],
+                                                                              t.baseline_search):
                     out.append({"type": "comparison", "dataset": dataset, "metric": p["metric"],
                                 "target": point_label(p), "qps": p["qps"], "baseline": b["target"],
                                 "baseline_qps": b["qps"], "ratio": p["qps"] / b["qps"]})
@@ -560,6 +580,100 @@ class Bench:
                                 "ratio": c["tps"] / b["tps"]})
                     break
         return out
+
+
+def search_matches(search: dict, baseline_search: dict, wanted: dict) -> bool:
+    """Whether a baseline point's search settings fit a point's: the
+    settings both have are equal, and the baseline's other settings are the
+    ones the target asks for (Target.baseline_search)."""
+    for key, value in baseline_search.items():
+        if key in search:
+            if search[key] != value:
+                return False
+        elif key not in wanted or wanted[key] != value:
+            return False
+    return True
+
+
+RECALL_LEVELS = (0.95, 0.99)
+
+
+def _build_matches(build: dict, baseline_build: dict) -> bool:
+    return all(build[k] == v for k, v in baseline_build.items() if k in build)
+
+
+def curve_comparisons(points: list, levels=RECALL_LEVELS) -> list:
+    """For every approximate target with a baseline or a ceiling, per build:
+    its build time and index size against the baseline's build with the same
+    shared parameters (m, ef_construction), and its QPS at each recall level
+    (metrics.qps_at_recall over its search sweep) against the baseline's
+    curve and the in-process ceiling's. Unfiltered points only."""
+    curves = {}
+    for p in points:
+        # A point whose plan lacked the index measured something else.
+        if p.get("filter") or registry.REGISTRY[p["target"]].exact_results or not p.get("plan_ok", True):
+            continue
+        key = (p["dataset"], p["target"], tuple(sorted(p["build"].items())))
+        curves.setdefault(key, []).append(p)
+
+    def pick(dataset, name, build):
+        """The curve of target name whose build fits build: (points, build)."""
+        for (ds, n, bkey), pts in curves.items():
+            if ds == dataset and n == name and _build_matches(build, dict(bkey)):
+                return pts
+        return None
+
+    out = []
+    for (dataset, name, bkey), pts in curves.items():
+        t = registry.REGISTRY[name]
+        if not (t.baseline or t.ceiling):
+            continue
+        build = dict(pts[0]["build"])   # in the order the target declares it
+        base = pick(dataset, t.baseline, build) if t.baseline else None
+        ceil = pick(dataset, t.ceiling, build) if t.ceiling else None
+        if not base and not ceil:
+            continue
+        rec = {"type": "curve_comparison", "dataset": dataset, "metric": t.metric, "target": name,
+               "build": build, "build_s": pts[0].get("build_s"), "index_bytes": pts[0].get("index_bytes"),
+               "max_recall": max(p["recall"] for p in pts), "points": len(pts)}
+        for role, other in (("baseline", base), ("ceiling", ceil)):
+            if not other:
+                continue
+            o = other[0]
+            rec[role] = o["target"]
+            rec[f"{role}_build"] = o["build"]
+            rec[f"{role}_build_s"] = o.get("build_s")
+            rec[f"{role}_index_bytes"] = o.get("index_bytes")
+            rec[f"{role}_max_recall"] = max(p["recall"] for p in other)
+            if rec["build_s"] and o.get("build_s"):
+                rec[f"{role}_build_ratio"] = rec["build_s"] / o["build_s"]
+            if rec["index_bytes"] and o.get("index_bytes"):
+                rec[f"{role}_size_ratio"] = rec["index_bytes"] / o["index_bytes"]
+        rec["at"] = {}
+        for level in levels:
+            q, how = metrics.qps_at_recall([(p["recall"], p["qps"]) for p in pts], level)
+            at = {"qps": q, "how": how}
+            for role, other in (("baseline", base), ("ceiling", ceil)):
+                if not other:
+                    continue
+                bq, bhow = metrics.qps_at_recall([(p["recall"], p["qps"]) for p in other], level)
+                at[f"{role}_qps"], at[f"{role}_how"] = bq, bhow
+                at[f"{role}_ratio"] = q / bq if q and bq else None
+            rec["at"][f"{level:g}"] = at
+        out.append(rec)
+    return out
+
+
+def settings_not_applied(conn, statements: list) -> list:
+    """The SET statements whose value the session does not hold, as
+    'name=held (wanted value)'."""
+    bad = []
+    for st in statements:
+        name, value = concurrency.parse_set(st)
+        held = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()[0]
+        if held is None or held.strip().lower() != value.strip().lower():
+            bad.append(f"{name}={held} (wanted {value})")
+    return bad
 
 
 def group_targets(targets: list) -> list:
@@ -626,29 +740,33 @@ def filtered_values(column: str, nq: int) -> np.ndarray:
 
 def check_availability(conn, chosen: list) -> tuple:
     """Drops targets this server or this Python cannot run, saying why.
-    Returns (targets, pgvector available)."""
+    Returns (targets, pgvector available, {skipped target: reason})."""
+    skipped = {}
     have_pgvector = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
     if have_pgvector:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     else:
-        skipped = [t.name for t in chosen if t.spec and t.spec.extension == "vector"]
+        gone = [t.name for t in chosen if t.spec and t.spec.extension == "vector"]
         chosen = [t for t in chosen if not (t.spec and t.spec.extension == "vector")]
+        skipped.update({n: "pgvector (extension vector) not available" for n in gone})
         log("pgvector (extension 'vector') is not available in this server: no pgvector targets"
-            + (f" (skipped {', '.join(skipped)})" if skipped else "") + ", no ratios")
+            + (f" (skipped {', '.join(gone)})" if gone else "") + ", no ratios")
 
     ams = {r[0] for r in conn.execute("SELECT amname FROM pg_am")}
     missing = [t for t in chosen if t.requires_am and t.requires_am not in ams]
     if missing:
         log("no access method " + ", ".join(sorted({t.requires_am for t in missing}))
             + " in this server: skipped " + ", ".join(t.name for t in missing))
+        skipped.update({t.name: f"no access method {t.requires_am}" for t in missing})
         chosen = [t for t in chosen if t not in missing]
     no_module = [t for t in chosen if t.requires_module and not inprocess.module_version(t.requires_module)]
     if no_module:
         log("Python module " + ", ".join(sorted({t.requires_module for t in no_module}))
             + " not importable (Debian: python3-hnswlib, python3-faiss): skipped "
             + ", ".join(t.name for t in no_module))
+        skipped.update({t.name: f"Python module {t.requires_module} missing" for t in no_module})
         chosen = [t for t in chosen if t not in no_module]
-    return chosen, bool(have_pgvector)
+    return chosen, bool(have_pgvector), skipped
 
 
 def select_client_targets(patterns, chosen: list) -> set:
@@ -667,6 +785,8 @@ def main(argv=None) -> int:
         list_targets()
         return 0
     chosen = registry.select(args.targets)
+    if args.with_baselines:
+        chosen = registry.with_baselines(chosen)
     started = datetime.datetime.now()
     out_dir = args.out or os.path.join(HERE, "results", started.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out_dir, exist_ok=True)
@@ -682,7 +802,7 @@ def main(argv=None) -> int:
     bench = Bench(args)
     conn = bench.connect()
     conn.execute("CREATE EXTENSION IF NOT EXISTS libravdb")
-    chosen, have_pgvector = check_availability(conn, chosen)
+    chosen, have_pgvector, skipped = check_availability(conn, chosen)
     if args.client_counts:
         bench.pgbench = concurrency.pgbench_path()
         bench.client_targets = select_client_targets(args.clients_targets, chosen)
@@ -696,7 +816,7 @@ def main(argv=None) -> int:
            "queries": args.queries, "warmup": args.warmup, "repeat": args.repeat,
            "loadavg_start": round(os.getloadavg()[0], 2), "k": args.k, "k2": args.k2,
            "clients": args.client_counts, "clients_time": args.clients_time,
-           "targets": [t.name for t in chosen], "cpu": report.cpu_info(),
+           "targets": [t.name for t in chosen], "skipped": skipped, "cpu": report.cpu_info(),
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
            "hnswlib": inprocess.module_version("hnswlib"), "faiss": inprocess.module_version("faiss"),
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
@@ -708,18 +828,23 @@ def main(argv=None) -> int:
     print(header)
 
     md = [header]
+    if not chosen:
+        log("nothing to run: every selected target was skipped")
+        loaded = []
     for ds in loaded:
         bench.run_dataset(ds, chosen)
         comps = bench.comparisons(ds.name)
-        for c in comps:
+        curves = curve_comparisons([p for p in bench.points if p["dataset"] == ds.name])
+        for c in comps + curves:
             bench.emit(c)
-        md += report.dataset_markdown(ds.name, len(ds.base), bench, comps, have_pgvector, args.scaling)
+        md += report.dataset_markdown(ds.name, len(ds.base), bench, comps, have_pgvector, args.scaling,
+                                      curves)
         plot_name = f"recall_qps-{ds.name}.png" if args.scaling else "recall_qps.png"
         pts = [p for p in bench.points if p["dataset"] == ds.name]
         if pts and report.plot(pts, os.path.join(out_dir, plot_name), f"{ds.name}, {len(ds.base)} rows, k={args.k}"):
             log(f"plot: {os.path.join(out_dir, plot_name)}")
-        else:
-            log("no plot (matplotlib missing or no points)")
+        elif pts:
+            log("no plot: matplotlib is missing (Debian: python3-matplotlib)")
         if not args.keep_tables:
             bench.drop_tables()
     if args.scaling:

@@ -6,6 +6,7 @@
 #   bash bench/run.sh                      # every exact-scan target on Fashion-MNIST
 #   bash bench/run.sh --quick              # 10k rows, 50 queries
 #   bash bench/run.sh --dataset clustered:100k:128 --targets 'lvector-*'
+#   bash bench/run.sh --targets 'lvector-lhnsw-*' --with-baselines   # lhnsw vs pgvector HNSW and hnswlib
 #
 # pgvector is compared when its extension ("vector") is installed in this
 # PostgreSQL; the harness says so when it is not. LIBRAVDB_BENCH_SKIP_BUILD=1
@@ -45,7 +46,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-echo "starting a throwaway server in $DIR on port $PORT"
+echo "starting a throwaway server in $DIR on port $PORT with: ${SETTINGS[*]}"
 lrv_cluster_start "$DIR" "$PORT" "${SETTINGS[@]}"
 
 /usr/bin/python3 bench/run.py "$@"

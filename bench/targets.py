@@ -6,7 +6,7 @@ on one table: the metric, an optional index build (with a sweep of build
 parameters), a sweep of search settings applied with SET before the queries,
 and an optional filter. Runs with the same table share one load.
 
-Adding an index target later is a registry entry, e.g.
+Adding an index target is a registry entry, e.g. (see _lhnsw_targets)
 
     Target("lvector-lhnsw-l2", table="lvector", metric="l2", kind="index",
            index_sql="CREATE INDEX {index} ON {table} USING lhnsw (embedding {opclass}) "
@@ -14,7 +14,8 @@ Adding an index target later is a registry entry, e.g.
            build_params=[{"m": 16, "ef_construction": 64}],
            search_sql=["SET libravdb.hnsw_ef_search = {ef_search}"],
            search_params=[{"ef_search": e} for e in (10, 20, 40, 80, 160)],
-           expect_node="Index Scan", baseline="pgvector-hnsw-l2")
+           expect_node="Index Scan", baseline="pgvector-hnsw-l2", requires_am="lhnsw",
+           exact_results=False, ceiling="inproc-hnswlib-l2")
 
 and the harness measures build time, index size (pg_relation_size) and WAL
 bytes (pg_current_wal_lsn before and after) for it. Targets on one table with
@@ -92,6 +93,13 @@ class Target:
     exact_results: bool = True        # the answer is exact (seq scan, lflat); False for ANN indexes
     engine: Optional[str] = None      # in-process: hnswlib | faiss-flat | faiss-ivfpq
     requires_module: Optional[str] = None  # in-process: skipped when this Python module is missing
+    # A baseline point matches a point of this target when the search
+    # parameters both have are equal and the baseline's other search
+    # parameters equal baseline_search (e.g. pgvector's iterative_scan mode).
+    baseline_search: dict = field(default_factory=dict)
+    # Approximate targets: the in-process target whose recall/QPS curve is the
+    # ceiling (report: QPS at recall 0.95 / 0.99 against it).
+    ceiling: Optional[str] = None
 
     @property
     def spec(self) -> Optional[TableSpec]:
@@ -142,12 +150,23 @@ LFLAT_SQL = "CREATE INDEX {index} ON {table} USING lflat (embedding {opclass}) W
 HNSW_SQL = ("CREATE INDEX {index} ON {table} USING hnsw (embedding {opclass}) "
             "WITH (m = {m}, ef_construction = {ef_construction})")
 HNSW_BUILD = [{"m": 16, "ef_construction": 64}]
+# One ef_search sweep for every HNSW (lhnsw, pgvector, hnswlib), so the curves
+# cover the same range and points with the same ef line up.
+EF_SWEEP = (10, 20, 40, 80, 120, 200, 400)
+# Filtered HNSW points: pgvector's default ef_search and a larger one.
+EF_FILTERED = (40, 200)
+ANN_METRICS = ("l2", "ip", "cosine")
 QUANTIZERS = ("none", "fp16", "sq8")
 # Filtered index targets are measured twice: with the plan the planner picks
 # (its cost estimates decide whether users ever see the index scan) and with
 # enable_seqscan = off, so the index's own filtered speed and row counts are
 # known even where the planner prefers a sequential scan.
 SEQSCAN_SQL = "SET enable_seqscan = {enable_seqscan}"
+# Unfiltered ANN sweeps measure the index at every search setting: with a
+# large ef_search the planner may prefer a sequential scan on a small table
+# (pgvector's cost grows with ef_search), which would put an exact seq scan
+# on the index's curve. The filtered targets measure the planner's choice.
+FORCE_INDEX_SQL = "SET enable_seqscan = off"
 
 
 def _lflat_targets() -> list:
@@ -168,21 +187,24 @@ def _lflat_targets() -> list:
 
 
 def _pgvector_index_targets() -> list:
-    # Opt-in reference points for the index benchmarks to come.
-    out = [
-        Target("pgvector-hnsw-l2", "pgvector-tt8160", "l2", kind="index", index_sql=HNSW_SQL,
-               build_params=HNSW_BUILD,
-               search_sql=["SET hnsw.ef_search = {ef_search}"],
-               search_params=[{"ef_search": e} for e in (10, 20, 40, 80, 160, 320)],
-               expect_node="Index Scan", default=False, requires_am="hnsw", exact_results=False),
+    # Opt-in reference points for the index benchmarks. HNSW with pgvector's
+    # defaults (m = 16, ef_construction = 64) on the inline table, for every
+    # metric: the baseline of lhnsw.
+    out = [Target(f"pgvector-hnsw-{metric}", "pgvector-tt8160", metric, kind="index", index_sql=HNSW_SQL,
+                  build_params=HNSW_BUILD,
+                  search_sql=["SET hnsw.ef_search = {ef_search}", FORCE_INDEX_SQL],
+                  search_params=[{"ef_search": e} for e in EF_SWEEP],
+                  expect_node="Index Scan", default=False, requires_am="hnsw", exact_results=False,
+                  ceiling=f"inproc-hnswlib-{metric}")
+           for metric in ANN_METRICS]
+    out.append(
         Target("pgvector-ivfflat-l2", "pgvector-tt8160", "l2", kind="index",
                index_sql="CREATE INDEX {index} ON {table} USING ivfflat (embedding {opclass}) "
                          "WITH (lists = {lists})",
                build_params=[{"lists": 245}],
-               search_sql=["SET ivfflat.probes = {probes}"],
+               search_sql=["SET ivfflat.probes = {probes}", FORCE_INDEX_SQL],
                search_params=[{"probes": p} for p in (1, 2, 4, 8, 16, 32)],
-               expect_node="Index Scan", default=False, requires_am="ivfflat", exact_results=False),
-    ]
+               expect_node="Index Scan", default=False, requires_am="ivfflat", exact_results=False))
     # pgvector 0.8's iterative index scans: without them (off) an HNSW scan
     # stops after ef_search candidates, so a selective filter returns fewer
     # than k rows; strict_order / relaxed_order keep scanning.
@@ -191,22 +213,57 @@ def _pgvector_index_targets() -> list:
                           build_params=HNSW_BUILD,
                           search_sql=["SET hnsw.ef_search = {ef_search}", "SET hnsw.iterative_scan = {iterative_scan}",
                                       SEQSCAN_SQL],
-                          search_params=[{"ef_search": 40, "iterative_scan": m, "enable_seqscan": s}
+                          search_params=[{"ef_search": e, "iterative_scan": m, "enable_seqscan": s}
                                          for s in ("on", "off")
+                                         for e in EF_FILTERED
                                          for m in ("off", "strict_order", "relaxed_order")],
                           filter=col, expect_node="Index Scan", default=False, requires_am="hnsw",
                           exact_results=False))
     return out
 
 
+LHNSW_SQL = ("CREATE INDEX {index} ON {table} USING lhnsw (embedding {opclass}) "
+             "WITH (m = {m}, ef_construction = {ef_construction}, quantizer = '{quantizer}')")
+LHNSW_BUILD = [{"m": 16, "ef_construction": 64, "quantizer": q} for q in ("none", "sq8")]
+
+
+def _lhnsw_targets() -> list:
+    # lhnsw with pgvector's build defaults, without and with the sq8
+    # quantizer (re-ranked exactly), compared with pgvector's HNSW on the
+    # inline table: per point at the same ef_search, and curve against curve
+    # (build time, size, QPS at recall 0.95 / 0.99; report.curve_comparisons).
+    # Skipped while the server has no lhnsw access method.
+    out = [Target(f"lvector-lhnsw-{metric}", "lvector", metric, kind="index", index_sql=LHNSW_SQL,
+                  build_params=LHNSW_BUILD,
+                  search_sql=["SET libravdb.hnsw_ef_search = {ef_search}", FORCE_INDEX_SQL],
+                  search_params=[{"ef_search": e} for e in EF_SWEEP],
+                  expect_node="Index Scan", baseline=f"pgvector-hnsw-{metric}", default=False,
+                  requires_am="lhnsw", exact_results=False, ceiling=f"inproc-hnswlib-{metric}")
+           for metric in ANN_METRICS]
+    # Filtered: lhnsw scans keep returning rows in distance order while the
+    # executor asks (DESIGN.md, Queries), which is what pgvector's
+    # iterative_scan = strict_order promises, so that is the baseline point.
+    for col, tag in FILTERS:
+        out.append(Target(f"lvector-lhnsw-l2-{tag}", "lvector", "l2", kind="index", index_sql=LHNSW_SQL,
+                          build_params=LHNSW_BUILD,
+                          search_sql=["SET libravdb.hnsw_ef_search = {ef_search}", SEQSCAN_SQL],
+                          search_params=[{"ef_search": e, "enable_seqscan": s}
+                                         for s in ("on", "off") for e in EF_FILTERED],
+                          filter=col, expect_node="Index Scan", baseline=f"pgvector-hnsw-l2-{tag}",
+                          baseline_search={"iterative_scan": "strict_order"}, default=False,
+                          requires_am="lhnsw", exact_results=False))
+    return out
+
+
 def _inprocess_targets() -> list:
     # Ceilings: the same vectors and queries searched inside this process, one
     # query at a time, one thread, no SQL. Opt-in ('inproc-*').
-    return [
-        Target("inproc-hnswlib-l2", None, "l2", kind="inprocess", engine="hnswlib",
-               build_params=HNSW_BUILD,
-               search_params=[{"ef": e} for e in (10, 20, 40, 80, 160, 320)],
-               expect_node="", default=False, exact_results=False, requires_module="hnswlib"),
+    out = [Target(f"inproc-hnswlib-{metric}", None, metric, kind="inprocess", engine="hnswlib",
+                  build_params=HNSW_BUILD,
+                  search_params=[{"ef": e} for e in EF_SWEEP],
+                  expect_node="", default=False, exact_results=False, requires_module="hnswlib")
+           for metric in ANN_METRICS]
+    return out + [
         Target("inproc-faiss-flat-l2", None, "l2", kind="inprocess", engine="faiss-flat",
                expect_node="", default=False, requires_module="faiss"),
         # nlist and the PQ code size follow the data (inprocess.ivfpq_params).
@@ -218,7 +275,20 @@ def _inprocess_targets() -> list:
 
 
 REGISTRY = {t.name: t for t in _exact_targets() + _lflat_targets() + _pgvector_index_targets()
-            + _inprocess_targets()}
+            + _lhnsw_targets() + _inprocess_targets()}
+
+
+def with_baselines(chosen: list) -> list:
+    """chosen plus the baseline and ceiling targets of each (and theirs), so
+    that every ratio has both sides measured in the same run."""
+    out = list(chosen)
+    i = 0
+    while i < len(out):
+        for name in (out[i].baseline, out[i].ceiling):
+            if name and REGISTRY[name] not in out:
+                out.append(REGISTRY[name])
+        i += 1
+    return out
 
 
 def select(patterns: Optional[str]) -> list:

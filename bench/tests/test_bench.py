@@ -9,6 +9,7 @@ import struct
 import sys
 import tempfile
 import unittest
+import unittest.mock
 
 import numpy as np
 
@@ -19,6 +20,7 @@ import datasets  # noqa: E402
 import inprocess  # noqa: E402
 import metrics  # noqa: E402
 import pgload  # noqa: E402
+import progress  # noqa: E402
 import report  # noqa: E402
 import targets  # noqa: E402
 
@@ -391,9 +393,24 @@ class InProcessTest(unittest.TestCase):
         bp = self._check("inproc-faiss-ivfpq-l2", 0.9)
         self.assertEqual((bp["nlist"], bp["m"], bp["k_factor"]), (15, 2, 4))
 
-    def test_metric_other_than_l2_is_refused(self):
+    def test_metric_other_than_l2_is_refused_by_faiss(self):
         with self.assertRaises(ValueError):
-            inprocess.Engine("hnswlib", "ip", self.base, {})
+            inprocess.Engine("faiss-flat", "ip", self.base, {})
+        with self.assertRaises(ValueError):
+            inprocess.Engine("hnswlib", "l1", self.base, {})
+
+    def test_hnswlib_ip_and_cosine(self):
+        if not inprocess.module_version("hnswlib"):
+            self.skipTest("hnswlib not importable")
+        for metric in ("ip", "cosine"):
+            ids, d = datasets.brute_force_topk(self.queries, self.base, metric, 10)
+            t = targets.REGISTRY[f"inproc-hnswlib-{metric}"]
+            t = targets.Target(t.name, None, metric, kind="inprocess", engine="hnswlib", build_params=t.build_params,
+                               search_params=[{"ef": 200}], requires_module="hnswlib")
+            (_, _, _, _, results), = inprocess.run(t, self.base, self.queries, self.queries[:2], 10, 1,
+                                                   log=lambda m: None)
+            self.assertGreaterEqual(metrics.mean_recall(results, self.queries, self.base, d, metric, 10), 0.95,
+                                    metric)
 
 
 class GroundTruthTest(TempCache):
@@ -611,6 +628,185 @@ class CopyEncoderTest(unittest.TestCase):
         back = np.array([float(x) for x in text[1:-1].split(",")], dtype=np.float32)
         np.testing.assert_array_equal(back, v)
         self.assertEqual(pgload.vector_text(np.array([1, 0, 255], np.float32)), "[1,0,255]")
+
+
+class CurveTest(unittest.TestCase):
+    def test_pareto_frontier(self):
+        c = [(0.8, 1000), (0.9, 500), (0.97, 200), (0.99, 100), (0.96, 150), (0.9, 400), (float("nan"), 5)]
+        self.assertEqual(metrics.pareto_frontier(c), [(0.8, 1000), (0.9, 500), (0.97, 200), (0.99, 100)])
+
+    def test_qps_at_recall(self):
+        c = [(0.8, 1000), (0.9, 400), (1.0, 100)]
+        q, how = metrics.qps_at_recall(c, 0.95)
+        self.assertEqual(how, "interpolated")
+        self.assertAlmostEqual(q, 200.0)                     # halfway in log QPS: sqrt(400 * 100)
+        self.assertEqual(metrics.qps_at_recall(c, 0.9), (400.0, "point"))
+        self.assertEqual(metrics.qps_at_recall(c, 0.5), (1000.0, "at least"))
+        self.assertEqual(metrics.qps_at_recall([(0.9, 10)], 0.99), (None, "not reached"))
+        self.assertEqual(metrics.qps_at_recall([], 0.9), (None, "not reached"))
+        # A slower point with less recall is off the frontier and ignored.
+        self.assertEqual(metrics.qps_at_recall([(0.99, 50), (0.98, 20), (0.9, 100)], 0.99), (50.0, "point"))
+
+
+@unittest.skipIf(runner is None, "psycopg missing")
+class LhnswTargetsTest(unittest.TestCase):
+    def pt(self, target, recall, qps, build=None, search=None, **kw):
+        p = {"dataset": "d", "target": target, "recall": recall, "qps": qps, "filter": None, "kind": "index",
+             "build": build if build is not None else {"m": 16, "ef_construction": 64},
+             "search": search or {}, "build_s": 10.0, "index_bytes": 100 * 2**20}
+        p.update(kw)
+        return p
+
+    def test_registry(self):
+        for metric in ("l2", "ip", "cosine"):
+            t = targets.REGISTRY[f"lvector-lhnsw-{metric}"]
+            self.assertEqual((t.requires_am, t.baseline, t.ceiling, t.exact_results, t.default),
+                             ("lhnsw", f"pgvector-hnsw-{metric}", f"inproc-hnswlib-{metric}", False, False))
+            self.assertEqual({b["quantizer"] for b in t.build_params}, {"none", "sq8"})
+            self.assertEqual([p["ef_search"] for p in t.search_params], [10, 20, 40, 80, 120, 200, 400])
+            self.assertEqual(t.opclass, f"lvector_{metric}_ops")
+            sql = t.index_sql.format(index="i", table="items", opclass=t.opclass, **t.build_params[1])
+            self.assertEqual(sql, f"CREATE INDEX i ON items USING lhnsw (embedding lvector_{metric}_ops) "
+                                  "WITH (m = 16, ef_construction = 64, quantizer = 'sq8')")
+            self.assertEqual(t.search_sql[0].format(**t.search_params[0]), "SET libravdb.hnsw_ef_search = 10")
+            b = targets.REGISTRY[t.baseline]
+            self.assertEqual(b.build_params, [{"m": 16, "ef_construction": 64}])
+            self.assertEqual(b.search_params, [{"ef_search": e} for e in (10, 20, 40, 80, 120, 200, 400)])
+        for tag, col in (("f10", "category"), ("f1", "category100")):
+            t = targets.REGISTRY[f"lvector-lhnsw-l2-{tag}"]
+            self.assertEqual((t.filter, t.baseline, t.baseline_search), (col, f"pgvector-hnsw-l2-{tag}",
+                                                                         {"iterative_scan": "strict_order"}))
+        # Filtered and unfiltered lhnsw share each build.
+        names = [[t.name for t in g] for g in runner.group_targets(targets.select("lvector-lhnsw-l2*"))]
+        self.assertEqual(names, [["lvector-lhnsw-l2", "lvector-lhnsw-l2-f10", "lvector-lhnsw-l2-f1"]])
+        chosen = [t.name for t in targets.with_baselines(targets.select("lvector-lhnsw-ip,lvector-lhnsw-l2-f1"))]
+        self.assertEqual(chosen, ["lvector-lhnsw-ip", "lvector-lhnsw-l2-f1", "pgvector-hnsw-ip",
+                                  "inproc-hnswlib-ip", "pgvector-hnsw-l2-f1"])
+
+    def test_skipped_without_the_access_method(self):
+        class Conn:
+            def __init__(self, ams):
+                self.ams, self.sql = ams, []
+
+            def execute(self, sql, *a):
+                self.sql.append(sql)
+                rows = [(a,) for a in self.ams] if "pg_am" in sql else [(1,)]
+                cur = unittest.mock.Mock()
+                cur.fetchone.return_value = rows[0] if rows else None
+                cur.__iter__ = lambda _self: iter(rows)
+                return cur
+        chosen = targets.with_baselines(targets.select("lvector-lhnsw-*,lvector-exact-l2"))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            kept, have_pgvector, skipped = runner.check_availability(Conn(["heap", "btree", "hnsw", "ivfflat", "lflat"]),
+                                                            chosen)
+        names = [t.name for t in kept]
+        self.assertTrue(have_pgvector)
+        self.assertFalse([n for n in names if "lhnsw" in n])
+        self.assertIn("lvector-exact-l2", names)
+        self.assertIn("pgvector-hnsw-l2", names)
+        self.assertIn("no access method lhnsw in this server: skipped lvector-lhnsw-l2", out.getvalue())
+        self.assertEqual(skipped["lvector-lhnsw-cosine"], "no access method lhnsw")
+        self.assertEqual(len(skipped), 5)
+        with contextlib.redirect_stdout(io.StringIO()):
+            kept, _, skipped = runner.check_availability(Conn(["hnsw", "lhnsw"]), chosen)
+        self.assertIn("lvector-lhnsw-l2-f1", [t.name for t in kept])
+        self.assertFalse(skipped)
+        env = {"started": "t", "dataset": "d", "rows": 1, "dims": 2, "queries": 3, "warmup": 0, "k": 10,
+               "server": {"postgres": "15", "libravdb": "0.1.0", "libravdb_simd_level": "avx2", "pgvector": None,
+                          "settings": {}}, "cpu": {"model": "x", "cores": 1, "simd_flags": []},
+               "psycopg": "3", "numpy": "1", "command": "run.py", "targets": [],
+               "skipped": {"lvector-lhnsw-l2": "no access method lhnsw", "lvector-lhnsw-ip": "no access method lhnsw"}}
+        md = report.header_markdown(env)
+        self.assertIn("- skipped (no access method lhnsw): lvector-lhnsw-l2, lvector-lhnsw-ip", md)
+        self.assertIn("nothing was measured", md)
+
+    def test_search_matches(self):
+        self.assertTrue(runner.search_matches({"ef_search": 40}, {"ef_search": 40}, {}))
+        self.assertFalse(runner.search_matches({"ef_search": 40}, {"ef_search": 80}, {}))
+        want = {"iterative_scan": "strict_order"}
+        ours = {"ef_search": 40, "enable_seqscan": "on"}
+        self.assertTrue(runner.search_matches(ours, {**ours, "iterative_scan": "strict_order"}, want))
+        self.assertFalse(runner.search_matches(ours, {**ours, "iterative_scan": "relaxed_order"}, want))
+        self.assertFalse(runner.search_matches(ours, {**ours, "iterative_scan": "strict_order"}, {}))
+
+    def test_curve_comparisons(self):
+        pts = [self.pt("lvector-lhnsw-l2", r, q, {"m": 16, "ef_construction": 64, "quantizer": qz},
+                       {"ef_search": e}, build_s=bs, index_bytes=ib)
+               for qz, bs, ib in (("none", 5.0, 50 * 2**20), ("sq8", 4.0, 25 * 2**20))
+               for e, r, q in ((10, 0.9, 2000), (40, 0.97, 1000), (200, 1.0, 400))]
+        pts += [self.pt("pgvector-hnsw-l2", r, q, search={"ef_search": e})
+                for e, r, q in ((10, 0.8, 1000), (40, 0.9, 500), (200, 0.99, 100))]
+        pts += [self.pt("inproc-hnswlib-l2", r, q, search={"ef": e}, kind="inprocess", index_bytes=200 * 2**20)
+                for e, r, q in ((10, 0.96, 20000), (40, 0.999, 8000))]
+        pts.append(self.pt("lvector-lhnsw-l2-f10", 0.5, 10, filter="category"))   # filtered: no curve
+        curves = runner.curve_comparisons(pts)
+        by = {(c["target"], c["build"].get("quantizer")): c for c in curves}
+        self.assertEqual(set(by), {("lvector-lhnsw-l2", "none"), ("lvector-lhnsw-l2", "sq8"),
+                                   ("pgvector-hnsw-l2", None)})
+        c = by[("lvector-lhnsw-l2", "none")]
+        self.assertEqual((c["baseline"], c["ceiling"]), ("pgvector-hnsw-l2", "inproc-hnswlib-l2"))
+        self.assertAlmostEqual(c["baseline_build_ratio"], 0.5)
+        self.assertAlmostEqual(c["baseline_size_ratio"], 0.5)
+        self.assertAlmostEqual(by[("lvector-lhnsw-l2", "sq8")]["baseline_size_ratio"], 0.25)
+        at95, at99 = c["at"]["0.95"], c["at"]["0.99"]
+        q95 = math.exp(math.log(2000) + (0.05 / 0.07) * (math.log(1000) - math.log(2000)))
+        self.assertAlmostEqual(at95["qps"], q95)
+        b95 = math.exp(math.log(500) + (0.05 / 0.09) * (math.log(100) - math.log(500)))
+        self.assertAlmostEqual(at95["baseline_qps"], b95)
+        self.assertAlmostEqual(at95["baseline_ratio"], q95 / b95)
+        self.assertEqual((at95["ceiling_qps"], at95["ceiling_how"]), (20000.0, "at least"))
+        self.assertEqual((at99["baseline_qps"], at99["baseline_how"]), (100.0, "point"))
+        c99 = math.exp(math.log(20000) + (0.03 / 0.039) * (math.log(8000) - math.log(20000)))
+        self.assertEqual(at99["ceiling_how"], "interpolated")
+        self.assertAlmostEqual(at99["ceiling_ratio"], at99["qps"] / c99)
+        md = report.curves_markdown(curves)
+        self.assertIn("| lvector-lhnsw-l2 | m=16, ef_construction=64, quantizer=none | pgvector-hnsw-l2 | "
+                      "5.0 / 10.0 | **0.50x** | 50.0 / 100.0 | **0.50x** |", md)
+        self.assertIn("≥20000.0 | ~**", md)
+        self.assertIn("| pgvector-hnsw-l2 | m=16, ef_construction=64 | - |", md)
+
+    def test_plot_lines_split_builds(self):
+        pts = [self.pt("lvector-lhnsw-l2", 0.9, 1, {"m": 16, "quantizer": q}) for q in ("none", "sq8")]
+        pts.append(self.pt("pgvector-hnsw-l2", 0.9, 1))
+        self.assertEqual(sorted(report.plot_lines(pts)), ["lvector-lhnsw-l2 (quantizer=none)",
+                                                          "lvector-lhnsw-l2 (quantizer=sq8)", "pgvector-hnsw-l2"])
+
+    def test_settings_not_applied(self):
+        held = {"libravdb.hnsw_ef_search": "40", "enable_seqscan": "off", "hnsw.iterative_scan": "strict_order"}
+
+        class Conn:
+            def execute(self, sql, args):
+                cur = unittest.mock.Mock()
+                cur.fetchone.return_value = (held.get(args[0]),)
+                return cur
+        self.assertEqual(runner.settings_not_applied(Conn(), ["SET libravdb.hnsw_ef_search = 40",
+                                                              "SET enable_seqscan = off",
+                                                              "SET hnsw.iterative_scan = strict_order"]), [])
+        self.assertEqual(runner.settings_not_applied(Conn(), ["SET libravdb.hnsw_ef_search = 80",
+                                                              "SET libravdb.no_such = 1"]),
+                         ["libravdb.hnsw_ef_search=40 (wanted 80)", "libravdb.no_such=None (wanted 1)"])
+        self.assertEqual(concurrency.parse_set("SET hnsw.iterative_scan TO 'relaxed_order';"),
+                         ("hnsw.iterative_scan", "relaxed_order"))
+
+
+class ProgressTest(unittest.TestCase):
+    def test_build_line(self):
+        self.assertEqual(progress.build_line(("building index: loading tuples", 0, 0, 2500, 10000), 12.3),
+                         "  build: 12 s, building index: loading tuples, tuples 2500/10000 (25 %)")
+        self.assertEqual(progress.build_line(("building index", 5, 20, 7, 0), 3),
+                         "  build: 3 s, building index, tuples 7, blocks 5/20 (25 %)")
+        self.assertEqual(progress.build_line(None, 40), "  build: 40 s")
+
+    def test_loop_progress(self):
+        now = [0.0]
+        lines = []
+        p = progress.LoopProgress(100, lines.append, interval_s=10, clock=lambda: now[0])
+        for i in range(1, 101):
+            now[0] += 0.5                         # 2 queries a second: a line every 20 queries
+            p.tick(i)
+        self.assertEqual(lines[0], "  queries: 20/100 in 10 s (2.0/s)")
+        self.assertEqual(len(lines), 4)           # 20, 40, 60, 80; nothing at 100 (the point line follows)
 
 
 class RegistryTest(unittest.TestCase):
