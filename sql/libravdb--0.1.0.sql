@@ -252,6 +252,27 @@ CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lflat AS
     OPERATOR 1 <+> (lvector, lvector) FOR ORDER BY float_ops,
     FUNCTION 1 l1_distance(lvector, lvector);
 
+-- lhnsw: approximate search on an HNSW graph in index pages ----------------------------
+
+CREATE FUNCTION lhnsw_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'lrv_lhnsw_handler' LANGUAGE C;
+COMMENT ON FUNCTION lhnsw_handler(internal) IS 'index access method handler for lhnsw';
+CREATE ACCESS METHOD lhnsw TYPE INDEX HANDLER lhnsw_handler;
+COMMENT ON ACCESS METHOD lhnsw IS 'approximate k-NN search on an HNSW graph, optionally on fp16/sq8 codes with exact re-ranking';
+
+CREATE OPERATOR CLASS lvector_l2_ops FOR TYPE lvector USING lhnsw AS
+    OPERATOR 1 <-> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(lvector, lvector);
+CREATE OPERATOR CLASS lvector_ip_ops FOR TYPE lvector USING lhnsw AS
+    OPERATOR 1 <#> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 lvector_negative_inner_product(lvector, lvector);
+CREATE OPERATOR CLASS lvector_cosine_ops FOR TYPE lvector USING lhnsw AS
+    OPERATOR 1 <=> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(lvector, lvector);
+CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lhnsw AS
+    OPERATOR 1 <+> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 l1_distance(lvector, lvector);
+
 -- Introspection -------------------------------------------------------------------------
 
 CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb

@@ -10,6 +10,8 @@ extern "C" {
 #include "guard.h"
 #include "lvector.h"
 
+#include "libravdb/core/hnsw/format.h"
+
 extern "C" {
 Datum lrv_l2_distance(PG_FUNCTION_ARGS);
 Datum lrv_negative_inner_product(PG_FUNCTION_ARGS);
@@ -22,6 +24,7 @@ namespace lrv::pg {
 using core::distance::Metric;
 
 relopt_kind lflat_relopt_kind;
+relopt_kind lhnsw_relopt_kind;
 
 void init_page(Page page, uint32 magic, uint16 kind, Size used) {
     PageInit(page, BLCKSZ, kSpecialSize);
@@ -85,6 +88,17 @@ static relopt_enum_elt_def quantizer_values[] = {
 void register_am_options() {
     lflat_relopt_kind = add_reloption_kind();
     add_enum_reloption(lflat_relopt_kind, "quantizer", "How vectors are stored in the index: none, fp16 or sq8",
+                       quantizer_values, 0, "Valid values are \"none\", \"fp16\" and \"sq8\".", AccessExclusiveLock);
+
+    lhnsw_relopt_kind = add_reloption_kind();
+    add_int_reloption(lhnsw_relopt_kind, "m", "Links per node and level (2m at level 0)", 16, core::hnsw::kMinM,
+                      core::hnsw::kMaxM, AccessExclusiveLock);
+    add_int_reloption(lhnsw_relopt_kind, "ef_construction", "Size of the candidate list while building",
+                      64, core::hnsw::kMinEfConstruction, core::hnsw::kMaxEfConstruction, AccessExclusiveLock);
+    add_int_reloption(lhnsw_relopt_kind, "ef_search",
+                      "Default size of the candidate list of a scan (0: libravdb.hnsw_ef_search)", 0, 0, 1000,
+                      AccessExclusiveLock);
+    add_enum_reloption(lhnsw_relopt_kind, "quantizer", "How the graph stores vectors: none, fp16 or sq8",
                        quantizer_values, 0, "Valid values are \"none\", \"fp16\" and \"sq8\".", AccessExclusiveLock);
 }
 

@@ -33,6 +33,7 @@ static_assert(sizeof(PageOpaque) == 8, "page special space is 8 bytes");
 enum PageKind : uint16 {
     kPageMeta = 1,
     kPageFlatData = 2,
+    kPageHnswData = 3,
 };
 
 constexpr Size kPageHeaderSize = MAXALIGN(SizeOfPageHeaderData);
@@ -68,6 +69,7 @@ Buffer extend_index(Relation index);
 // Reloption kinds, registered once in _PG_init.
 void register_am_options();
 extern relopt_kind lflat_relopt_kind;
+extern relopt_kind lhnsw_relopt_kind;
 
 // Cost of an ordered scan that reads `index_pages` once and evaluates a
 // distance per entry at `per_entry_cost`; paths without ORDER BY are refused.

@@ -113,6 +113,42 @@ void stream_write(const Stream& s, uint64 slot, uint32 from, uint32 to, const ui
     }
 }
 
+bool stream_write_if(const Stream& s, uint64 slot, uint32 from, uint32 to, const uint8* expected,
+                     const uint8* bytes) {
+    const uint64 start = slot * s.entry_size;
+    const uint64 first = (start + from) / s.data_per_page;
+    const uint64 last = (start + to - 1) / s.data_per_page;
+    if (last - first + 1 > MAX_GENERIC_XLOG_PAGES)
+        elog(ERROR, "conditional write of %u bytes spans more than %d pages", to - from, MAX_GENERIC_XLOG_PAGES);
+    const int n = static_cast<int>(last - first + 1);
+    Buffer bufs[MAX_GENERIC_XLOG_PAGES];
+    bool fresh[MAX_GENERIC_XLOG_PAGES];
+    lock_pages(s, first, last, bufs, fresh);
+    bool same = true;
+    for (int i = 0; i < n && same; i++) {
+        if (fresh[i]) {
+            same = false;  // the range was never written
+            break;
+        }
+        uint64 lo = std::max<uint64>(start + from, (first + i) * s.data_per_page);
+        uint64 hi = std::min<uint64>(start + to, (first + i + 1) * s.data_per_page);
+        same = std::memcmp(page_data(BufferGetPage(bufs[i])) + (lo - (first + i) * s.data_per_page),
+                           expected + (lo - start - from), hi - lo) == 0;
+    }
+    if (same) {
+        GenericXLogState* state = GenericXLogStart(s.index);
+        for (int i = 0; i < n; i++) {
+            Page page = GenericXLogRegisterBuffer(state, bufs[i], 0);
+            uint64 lo = std::max<uint64>(start + from, (first + i) * s.data_per_page);
+            uint64 hi = std::min<uint64>(start + to, (first + i + 1) * s.data_per_page);
+            std::memcpy(page_data(page) + (lo - (first + i) * s.data_per_page), bytes + (lo - start - from), hi - lo);
+        }
+        GenericXLogFinish(state);
+    }
+    for (int i = 0; i < n; i++) UnlockReleaseBuffer(bufs[i]);
+    return same;
+}
+
 void stream_read(const Stream& s, uint64 slot, uint32 from, uint32 to, uint8* out) {
     const uint64 start = slot * s.entry_size;
     for (uint64 b = start + from; b < start + to;) {

@@ -41,6 +41,13 @@ void stream_build_finish(StreamBuilder* b);
 void stream_write(const Stream& s, uint64 slot, uint32 from, uint32 to, const uint8* entry, Buffer extra,
                   void (*apply)(Page, void*), void* arg);
 
+// Writes bytes [from, to) of entry `slot` (at most four pages) in one WAL
+// record if they still equal `expected`; returns false, writing nothing,
+// when they changed since the caller read them. Lets a caller compute a
+// change under share locks and apply it only if nobody got there first.
+bool stream_write_if(const Stream& s, uint64 slot, uint32 from, uint32 to, const uint8* expected,
+                     const uint8* bytes);
+
 // Copies bytes [from, to) of entry `slot` into out, page by page under
 // share locks.
 void stream_read(const Stream& s, uint64 slot, uint32 from, uint32 to, uint8* out);

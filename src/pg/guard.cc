@@ -35,7 +35,7 @@ int sqlstate_for(core::ErrorKind kind) noexcept {
 }
 
 static void copy_text(char* dst, std::size_t cap, const char* src) noexcept {
-    std::snprintf(dst, cap, "%s", src ? src : "");
+    snprintf(dst, cap, "%s", src ? src : "");
 }
 
 void capture_current_exception(PendingError* out) noexcept {

@@ -13,11 +13,13 @@
 // original SQLSTATE (say 57014 for a cancel) survives.
 #pragma once
 
-#include "pg.h"
-
+// Standard and core headers first: the server's port.h redefines
+// printf-family names that <string> uses.
 #include <utility>
 
 #include "libravdb/core/error.h"
+
+#include "pg.h"
 
 namespace lrv::pg {
 

@@ -2,6 +2,7 @@
 // index of ours holds, and whether its pages are consistent.
 #include "guard.h"
 #include "lflat.h"
+#include "lhnsw.h"
 
 #include "libravdb/core/quantizer.h"
 
@@ -23,7 +24,7 @@ Relation open_our_index(Oid relid) {
     if (index->rd_rel->relkind != RELKIND_INDEX)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not an index", RelationGetRelationName(index))));
-    if (index->rd_rel->relam != am_oid("lflat"))
+    if (index->rd_rel->relam != am_oid("lflat") && index->rd_rel->relam != am_oid("lhnsw"))
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not a LibraVDB index", RelationGetRelationName(index))));
     return index;
@@ -46,6 +47,8 @@ LRV_FUNCTION(lrv_index_info) {
             static_cast<unsigned long long>(meta.n_live), static_cast<unsigned long long>(meta.n_free),
             static_cast<unsigned long long>(meta.n_slots), meta.entry_size, pages,
             static_cast<unsigned long long>(pages) * BLCKSZ);
+    } else {
+        json = lrv::pg::lhnsw::info(index);
     }
     relation_close(index, AccessShareLock);
     PG_RETURN_DATUM(to_jsonb(json));
@@ -53,8 +56,13 @@ LRV_FUNCTION(lrv_index_info) {
 
 LRV_FUNCTION(lrv_index_check) {
     Relation index = open_our_index(PG_GETARG_OID(0));
-    uint64 live = lrv::pg::lflat::check(index);
-    char* json = psprintf("{\"am\": \"lflat\", \"ok\": true, \"tuples\": %llu}", static_cast<unsigned long long>(live));
+    char* json;
+    if (index->rd_rel->relam == am_oid("lflat")) {
+        uint64 live = lrv::pg::lflat::check(index);
+        json = psprintf("{\"am\": \"lflat\", \"ok\": true, \"tuples\": %llu}", static_cast<unsigned long long>(live));
+    } else {
+        json = lrv::pg::lhnsw::check(index);
+    }
     relation_close(index, AccessShareLock);
     PG_RETURN_DATUM(to_jsonb(json));
 }

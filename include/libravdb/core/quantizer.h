@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "libravdb/core/common/aligned.h"
 #include "libravdb/core/distance.h"
 #include "libravdb/core/quant_kernels.h"
 
@@ -89,8 +90,8 @@ class QueryCoder {
     // for QuantizerKind::None match them bit for bit.
     const distance::Kernels* kernels_;
     const distance::QuantKernels* quant_kernels_;
-    std::vector<float> q_;       // the query
-    std::vector<float> scaled_;  // sq8: (q - lo) / step
+    AlignedVector<float> q_;       // the query
+    AlignedVector<float> scaled_;  // sq8: (q - lo) / step
     double q_norm_ = 0;  // in double: a subnormal float would round it by a large fraction
     float q_sum_ = 0;
     // Rounding error of value() not proportional to the value itself (set

@@ -9,7 +9,10 @@ namespace lrv::core::hnsw {
 
 Layout layout(QuantizerKind q, std::uint32_t dims, std::uint32_t m) noexcept {
     Layout l;
-    l.code_offset = sizeof(NodeHeader);
+    // Page data starts 24 bytes into a page and slots start at multiples of
+    // 32, so 8 bytes of padding put every code on a 32-byte boundary of the
+    // (32-byte aligned) buffer: vector loads of the kernels then never split.
+    l.code_offset = sizeof(NodeHeader) + 8;
     l.code_bytes = static_cast<std::uint32_t>(code_bytes(q, dims));
     l.links_offset = l.code_offset + ((l.code_bytes + 3) & ~3u);
     l.m = m;

@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -92,7 +94,7 @@ struct BuildGraph::Worker {
     const BuildGraph* g;
     std::vector<std::uint32_t> stamp;
     std::uint32_t generation = 0;
-    std::vector<float> query, pa, pb;
+    AlignedVector<float> query, pa, pb;
     std::unique_ptr<QueryCoder> coder;
     std::vector<std::uint32_t> scratch;
     std::vector<Candidate> found, chosen, merged, pruned;
@@ -123,6 +125,13 @@ struct BuildGraph::Worker {
         const std::uint32_t* l = g->links(id, level, &n);
         out->assign(l, l + n);
     }
+    void prefetch(std::uint32_t id) const noexcept {
+        const std::uint8_t* p = g->code(id);
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + 64);
+        __builtin_prefetch(p + 128);
+        __builtin_prefetch(p + 192);
+    }
     bool visit(std::uint32_t id) {
         if (stamp[id] == generation) return false;
         stamp[id] = generation;
@@ -132,7 +141,7 @@ struct BuildGraph::Worker {
 
 BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metric metric, std::size_t dims)
     : opts_(opts), qp_(qp), metric_(metric), dims_(dims), code_bytes_(code_bytes(qp.kind, dims)),
-      locks_(new Locks()) {
+      code_stride_((code_bytes_ + 63) & ~static_cast<std::size_t>(63)), locks_(new Locks()) {
     if (opts.m < kMinM || opts.m > kMaxM) fail(ErrorKind::InvalidParameter, "m out of range");
     if (opts.ef_construction < kMinEfConstruction || opts.ef_construction > kMaxEfConstruction)
         fail(ErrorKind::InvalidParameter, "ef_construction out of range");
@@ -140,9 +149,11 @@ BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metr
 
 BuildGraph::~BuildGraph() = default;
 
+void BuildGraph::FreeDeleter::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+
 std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m) noexcept {
     const std::size_t mm = static_cast<std::size_t>(m);
-    std::size_t per_node = code_bytes(q, dims) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
+    std::size_t per_node = ((code_bytes(q, dims) + 63) & ~static_cast<std::size_t>(63)) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
                            (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) +
                            2 * sizeof(std::uint32_t);  // visited stamps of two threads
     // About one node in m-1 has upper levels, m + 1 words each.
@@ -150,11 +161,28 @@ std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, Quantize
     return n * per_node + upper;
 }
 
+void BuildGraph::reserve(std::size_t n) {
+    if (n <= code_capacity_) return;
+    auto* block = static_cast<std::uint8_t*>(std::aligned_alloc(64, n * code_stride_));
+    if (block == nullptr) throw std::bad_alloc();
+    if (size() > 0) std::memcpy(block, codes_.get(), size() * code_stride_);
+    codes_.reset(block);
+    code_capacity_ = n;
+    norms_.reserve(n);
+    residuals_.reserve(n);
+    tids_.reserve(n);
+    levels_.reserve(n);
+    links0_.reserve(n * max_links(0));
+    count0_.reserve(n);
+}
+
 std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
     std::size_t id = tids_.size();
     if (id >= kNone) fail(ErrorKind::ProgramLimit, "an lhnsw index holds at most 4294967294 nodes");
-    codes_.resize(codes_.size() + code_bytes_);
-    float r = encode(qp_, metric_, x, dims_, codes_.data() + id * code_bytes_);
+    if (id == code_capacity_) reserve(std::max<std::size_t>(1024, code_capacity_ * 2));
+    std::uint8_t* dst = codes_.get() + id * code_stride_;
+    std::memset(dst, 0, code_stride_);
+    float r = encode(qp_, metric_, x, dims_, dst);
     residuals_.push_back(r);
     norms_.push_back(vector_norm(x, dims_));
     tids_.push_back(tid_key);
@@ -175,7 +203,7 @@ std::size_t BuildGraph::memory_bytes() const noexcept {
     std::size_t upper = 0;
     for (std::size_t i = 0; i < upper_.size(); i++)
         if (upper_[i]) upper += levels_[i] * (static_cast<std::size_t>(opts_.m) + 1) * sizeof(std::uint32_t);
-    return codes_.capacity() + (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
+    return code_capacity_ * code_stride_ + (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
            tids_.capacity() * sizeof(std::uint64_t) + levels_.capacity() +
            (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + upper_.capacity() * sizeof(void*) +
            upper;
@@ -220,14 +248,35 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
         if (c.id != id) w.merged.push_back(c);
     auto pair = [&](std::uint32_t a, std::uint32_t b) { return pair_distance(w, a, b); };
     select_neighbours(w.merged, static_cast<std::size_t>(opts_.m), pair, chosen);
+    const std::size_t cap = max_links(level);
     {
         std::lock_guard<std::mutex> hold(locks_->of(id));
         std::uint32_t* count;
         std::uint32_t* l = links_mut(id, level, &count);
-        *count = static_cast<std::uint32_t>(chosen->size());
-        for (std::size_t i = 0; i < chosen->size(); i++) l[i] = (*chosen)[i].id;
+        if (*count == 0) {
+            *count = static_cast<std::uint32_t>(chosen->size());
+            for (std::size_t i = 0; i < chosen->size(); i++) l[i] = (*chosen)[i].id;
+        } else {
+            // Another thread got here first: it reached this node through a
+            // link made at a level above, found this level's list still
+            // empty and linked its own node here (often as its only link).
+            // Overwriting that link would cut its node off the graph, so
+            // merge, and prune like any full list.
+            w.merged.assign(chosen->begin(), chosen->end());
+            for (std::uint32_t i = 0; i < *count; i++) {
+                if (std::any_of(chosen->begin(), chosen->end(), [&](const Candidate& c) { return c.id == l[i]; }))
+                    continue;
+                Candidate c;
+                c.id = l[i];
+                c.d = pair_distance(w, id, l[i]);
+                w.merged.push_back(c);
+            }
+            std::sort(w.merged.begin(), w.merged.end(), Closer());
+            select_neighbours(w.merged, cap, pair, &w.pruned);
+            *count = static_cast<std::uint32_t>(w.pruned.size());
+            for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
+        }
     }
-    const std::size_t cap = max_links(level);
     for (const Candidate& e : *chosen) {
         std::lock_guard<std::mutex> hold(locks_->of(e.id));
         std::uint32_t* count;

@@ -31,9 +31,10 @@ constexpr int kMinEfConstruction = 4, kMaxEfConstruction = 1000;
 enum NodeFlags : std::uint16_t {
     kSlotFree = 0,     // unused: never written, or freed by VACUUM
     kNodeLive = 1,     // a vector of a heap tuple, linked into the graph
-    kNodeNull = 2,     // a heap tuple whose vector is NULL (or zero, for cosine): not in the graph
+    kNodeNull = 2,     // a heap tuple whose vector is NULL: not in the graph
     kNodeDeleted = 3,  // heap tuple gone; still navigable until VACUUM unlinks it
     kSlotUpper = 4,    // links of levels >= 1 of the node named in the header
+    kNodeIsolated = 5, // a vector kept out of the graph: a zero vector under cosine
 };
 
 // The first 32 bytes of every slot. Slot size and page data size are both
@@ -83,7 +84,7 @@ static_assert(sizeof(MetaPage) == 120, "lhnsw metapage layout is fixed");
 
 // Where the parts of a slot are, for one index.
 struct Layout {
-    std::uint32_t code_offset;   // = sizeof(NodeHeader)
+    std::uint32_t code_offset;   // sizeof(NodeHeader) + 8: codes 32-byte aligned in shared buffers
     std::uint32_t code_bytes;
     std::uint32_t links_offset;  // level-0 links (2m uint32), after the code
     std::uint32_t m;

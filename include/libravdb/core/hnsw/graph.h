@@ -55,6 +55,8 @@ class BuildGraph {
     // Adds a node for vector x (encoded now); links come with link_all.
     // Returns its id (0, 1, ...).
     std::uint32_t add(const float* x, std::uint64_t tid_key);
+    // Room for n nodes, so add() need not copy the vectors as they grow.
+    void reserve(std::size_t n);
     std::size_t size() const noexcept { return tids_.size(); }
 
     // Links nodes [linked(), size()) into the graph using `threads` threads
@@ -69,7 +71,7 @@ class BuildGraph {
     int level(std::uint32_t id) const noexcept { return levels_[id]; }
     // Links of a node at a level; n receives their count.
     const std::uint32_t* links(std::uint32_t id, int level, std::uint32_t* n) const noexcept;
-    const std::uint8_t* code(std::uint32_t id) const noexcept { return codes_.data() + std::size_t{id} * code_bytes_; }
+    const std::uint8_t* code(std::uint32_t id) const noexcept { return codes_.get() + std::size_t{id} * code_stride_; }
     float norm(std::uint32_t id) const noexcept { return norms_[id]; }
     float residual(std::uint32_t id) const noexcept { return residuals_[id]; }
     std::uint64_t tid(std::uint32_t id) const noexcept { return tids_[id]; }
@@ -96,7 +98,14 @@ class BuildGraph {
     distance::Metric metric_;
     std::size_t dims_;
     std::size_t code_bytes_;
-    std::vector<std::uint8_t> codes_;
+    // Codes at a 64-byte stride from a 64-byte aligned block, so the kernels'
+    // vector loads never split a cache line.
+    struct FreeDeleter {
+        void operator()(std::uint8_t* p) const noexcept;
+    };
+    std::unique_ptr<std::uint8_t[], FreeDeleter> codes_;
+    std::size_t code_stride_ = 0;
+    std::size_t code_capacity_ = 0;  // nodes the block has room for
     std::vector<float> norms_, residuals_;
     std::vector<std::uint64_t> tids_;
     std::vector<std::uint8_t> levels_;

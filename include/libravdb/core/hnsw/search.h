@@ -5,12 +5,14 @@
 // A store S provides, for the query it was set up with:
 //   bool evaluate(std::uint32_t id, Candidate* c)
 //       fills c->d (the search distance), c->key (the value a scan reports,
-//       a lower bound of the exact ORDER BY value) and c->flags; returns
+//       a lower bound of the exact ORDER BY value), c->flags and c->tid; returns
 //       false when the slot holds no node (then it is skipped).
 //   void links(std::uint32_t id, int level, std::vector<std::uint32_t>* out)
 //       replaces *out with the node's links at that level (kNone dropped).
 //   bool visit(std::uint32_t id)
 //       true the first time an id is seen since the store was reset.
+//   void prefetch(std::uint32_t id)
+//       a hint that evaluate(id) comes soon (may do nothing).
 // Distances may come from quantized codes; the search never needs a metric,
 // only an order. The algorithms are those of Malkov and Yashunin's paper.
 #pragma once
@@ -31,6 +33,7 @@ struct Candidate {
     double key = 0;   // what a scan reports (lower bound of the exact value)
     std::uint32_t id = kNone;
     std::uint16_t flags = 0;
+    std::uint64_t tid = 0;  // heap tuple, for stores that know it
 };
 
 // Orders by distance, then id, so results do not depend on arrival order.
@@ -83,6 +86,7 @@ void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::siz
         if (best.size() >= ef && Closer()(best.top(), c)) break;
         cand.pop();
         s.links(c.id, level, scratch);
+        for (std::uint32_t n : *scratch) s.prefetch(n);
         for (std::uint32_t n : *scratch) {
             if (!s.visit(n)) continue;
             Candidate x;
@@ -148,6 +152,7 @@ class ResumableSearch {
         cand_.push(entry);
         pending_.push(entry);
         expanded_ = 0;
+        limited_ = false;
     }
 
     // Appends the next round's nodes to *out in ascending order of d.
@@ -170,6 +175,7 @@ class ResumableSearch {
             cand_.pop();
             expanded_++;
             s.links(c.id, 0, scratch);
+            for (std::uint32_t n : *scratch) s.prefetch(n);
             for (std::uint32_t n : *scratch) {
                 if (!s.visit(n)) continue;
                 Candidate x;

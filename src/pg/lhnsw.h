@@ -1,0 +1,150 @@
+// The lhnsw access method: an HNSW graph in index pages.
+// Byte format: include/libravdb/core/hnsw/format.h and src/core/hnsw/FORMAT.md.
+#pragma once
+
+#include <vector>
+
+#include "am_common.h"
+#include "am_stream.h"
+
+#include "libravdb/core/common/visited.h"
+#include "libravdb/core/hnsw/format.h"
+#include "libravdb/core/hnsw/search.h"
+#include "libravdb/core/quantizer.h"
+
+namespace lrv::pg::lhnsw {
+
+namespace hn = core::hnsw;
+
+constexpr uint32 kMagic = hn::kMagic;
+constexpr BlockNumber kMetaBlock = 0;
+
+struct Options {
+    int32 vl_len_;
+    int m;
+    int ef_construction;
+    int ef_search;  // 0: not set (the GUC decides)
+    int quantizer;  // core::QuantizerKind
+};
+
+// GUCs (registered in _PG_init through register_gucs).
+extern int ef_search_guc;
+extern bool ef_search_guc_explicit;
+extern int max_scan_tuples_guc;
+void register_gucs();
+// ef_search for a scan of `index`: a value SET in the session, else the
+// index's ef_search option, else the GUC's default.
+int effective_ef_search(Relation index);
+
+// A copy of the metapage, validated (XX002 on corruption).
+hn::MetaPage read_meta(Relation index);
+hn::MetaPage meta_from_buffer(Relation index, Buffer buf);
+void put_meta(Page page, const hn::MetaPage& meta);
+void apply_meta(Page page, void* meta);  // for stream_write's extra buffer
+
+inline Stream slot_stream(Relation index, const hn::MetaPage& meta) {
+    return Stream{index, kMagic, kPageHnswData, meta.slot_size, meta.data_per_page};
+}
+inline core::QuantizerParams quantizer_params(const hn::MetaPage& meta) {
+    core::QuantizerParams qp;
+    qp.kind = static_cast<core::QuantizerKind>(meta.quantizer);
+    qp.lo = meta.sq_lo;
+    qp.step = meta.sq_step;
+    return qp;
+}
+inline uint64 tid_to_key(ItemPointer tid) {
+    return (static_cast<uint64>(ItemPointerGetBlockNumberNoCheck(tid)) << 16) | ItemPointerGetOffsetNumberNoCheck(tid);
+}
+inline void key_to_tid(uint64 key, ItemPointer tid) {
+    ItemPointerSet(tid, static_cast<BlockNumber>(key >> 16), static_cast<OffsetNumber>(key & 0xffff));
+}
+
+// True when the vector takes part in the graph: not NULL, and not a zero
+// vector under cosine (its distance to anything is undefined).
+bool graphable(core::distance::Metric metric, const float* x, int dims);
+
+// Reads nodes through shared buffers: the store interface of
+// core/hnsw/search.h for scans and inserts. Every Postgres call it makes runs
+// under guard_pg, so an ERROR (a corrupted page, a cancel) becomes a C++
+// exception while core frames are live, re-raised at the entry point.
+//
+// A graph search touches a few thousand nodes, many on the same pages, so the
+// store keeps the pages it has read pinned (up to kMaxPins, then it lets all
+// go and starts over) and takes only the buffer content lock per access: no
+// buffer-mapping lookup for a page it has seen. Pins are released by
+// release(), which the owner calls on its normal path (end of scan, insert,
+// VACUUM); after an ERROR the resource owner releases them, so the
+// destructor must not.
+class PageGraph {
+  public:
+    static constexpr int kMaxPins = 1024;
+    PageGraph(Relation index, const hn::MetaPage& meta);
+    // Starts over for a new scan of the same index (metapage re-read).
+    void reset(const hn::MetaPage& meta);
+    void release();
+    // The query distances are measured from (not owned).
+    void set_query(const core::QueryCoder* coder) { coder_ = coder; }
+    void reset_visited();
+
+    bool evaluate(uint32 id, hn::Candidate* c);
+    void links(uint32 id, int level, std::vector<uint32>* out);
+    bool visit(uint32 id);
+    void prefetch(uint32 id) const noexcept {}
+
+    // Header of a slot (kSlotFree for a slot past the end of the index).
+    hn::NodeHeader header(uint32 id);
+    // Decoded vector of a node, for distances between two nodes.
+    void vector(uint32 id, float* out);
+    // Where the links of `id` at `level` live: slot and byte range; false if
+    // the node has no such level.
+    bool links_location(uint32 id, int level, uint32* slot, uint32* from, uint32* to);
+    // Copies bytes [from, to) of a slot (guarded).
+    void read(uint32 slot, uint32 from, uint32 to, uint8* out);
+
+    const hn::Layout& layout() const { return layout_; }
+    const hn::MetaPage& meta() const { return meta_; }
+    const Stream& stream() const { return stream_; }
+    uint64 reads() const { return reads_; }
+
+  private:
+    // The pinned buffer holding data page `page` (pinning it on a miss).
+    Buffer pinned(uint64 page);
+    Buffer pin_slow(uint64 page, uint32 h);
+    // Calls fn(bytes) with bytes [from, to) of a slot: in place under a share
+    // lock when they lie on one page, else copied into buf_.
+    template <typename Fn>
+    void with_bytes(uint32 slot, uint32 from, uint32 to, Fn&& fn);
+
+    static constexpr uint32 kCacheSlots = 4096;  // power of two, > 2 * kMaxPins
+    Relation index_;
+    std::vector<BlockNumber> cache_blk_;
+    std::vector<Buffer> cache_buf_;
+    int pins_ = 0;
+    hn::MetaPage meta_;
+    hn::Layout layout_;
+    Stream stream_;
+    const core::QueryCoder* coder_ = nullptr;
+    core::VisitedSet visited_;
+    std::vector<uint8> buf_;  // one slot, for bytes that cross a page boundary
+    std::vector<uint32> ids_;
+    uint64 reads_ = 0;
+};
+
+// libravdb_index_check / libravdb_index_info for lhnsw, as JSON text.
+char* check(Relation index);
+char* info(Relation index);
+
+// Access method callbacks.
+IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info);
+void build_empty(Relation index);
+bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relation heap,
+            IndexUniqueCheck check_unique, bool index_unchanged, IndexInfo* info);
+IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                   IndexBulkDeleteCallback callback, void* callback_state);
+IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats);
+IndexScanDesc begin_scan(Relation index, int nkeys, int norderbys);
+void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+bool get_tuple(IndexScanDesc scan, ScanDirection dir);
+void end_scan(IndexScanDesc scan);
+
+}  // namespace lrv::pg::lhnsw

@@ -1,0 +1,138 @@
+// Registers lhnsw with Postgres: the IndexAmRoutine, options and cost.
+#include <cmath>
+
+#include "lhnsw.h"
+
+#include "guard.h"
+
+extern "C" {
+#include "commands/vacuum.h"
+#include "nodes/pathnodes.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "utils/selfuncs.h"
+}
+
+namespace lrv::pg::lhnsw {
+namespace {
+
+bytea* options(Datum reloptions, bool validate) {
+    static const relopt_parse_elt tab[] = {
+        {"m", RELOPT_TYPE_INT, offsetof(Options, m)},
+        {"ef_construction", RELOPT_TYPE_INT, offsetof(Options, ef_construction)},
+        {"ef_search", RELOPT_TYPE_INT, offsetof(Options, ef_search)},
+        {"quantizer", RELOPT_TYPE_ENUM, offsetof(Options, quantizer)},
+    };
+    return static_cast<bytea*>(
+        build_reloptions(reloptions, validate, lhnsw_relopt_kind, sizeof(Options), tab, lengthof(tab)));
+}
+
+// A scan's work is its nodes evaluated: about ef_search * m for the first
+// round (what LIMIT k <= ef_search needs), then more rounds for as long as
+// the executor asks (a WHERE that throws rows away). Each evaluation reads a
+// node, usually from shared buffers, and computes one distance. Charging the
+// first round as startup and the rest per tuple lets the planner weigh
+// "fetch k / selectivity rows through the graph" against an exact search of
+// the rows a selective btree filter leaves.
+void cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost, Cost* total_cost,
+                   Selectivity* selectivity, double* correlation, double* pages) {
+    IndexOptInfo* index = path->indexinfo;
+    if (path->indexorderbys == NIL) {
+        *startup_cost = *total_cost = 1.0e10;
+        *selectivity = 0;
+        *correlation = 0;
+        *pages = 0;
+        return;
+    }
+    Relation rel = index_open(index->indexoid, NoLock);
+    auto* opts = reinterpret_cast<Options*>(rel->rd_options);
+    const int m = opts ? opts->m : 16;
+    const int ef = effective_ef_search(rel);
+    const int quantizer = opts ? opts->quantizer : 0;
+    const int dims = TupleDescAttr(RelationGetDescr(rel), 0)->atttypmod;
+    index_close(rel, NoLock);
+
+    double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
+    if (tuples < 1) tuples = 1;
+    double npages = index->pages > 0 ? index->pages : 1;
+    // Distance cost relative to the SQL operator on a heap row (one
+    // cpu_operator_cost per 64 float dimensions, less for codes).
+    double per_distance = cpu_operator_cost * std::max(1.0, dims / 64.0) * (quantizer == 2 ? 0.25 : quantizer == 1 ? 0.5 : 1.0);
+    // A node read: a buffer lookup, mostly a hit.
+    double per_node = per_distance + cpu_index_tuple_cost + 0.05 * random_page_cost;
+    double first = std::min(tuples, static_cast<double>(ef) * m * 1.5 + 20.0 * std::log2(tuples + 1));
+    *startup_cost = first * per_node;
+    *total_cost = *startup_cost + std::max(0.0, tuples - first) * per_node;
+    *selectivity = 1.0;
+    *correlation = 0;
+    *pages = std::min(npages, first);
+}
+
+char* phase_name(int64 phase) {
+    switch (phase) {
+        case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+            return pstrdup("initializing");
+        case 2:
+            return pstrdup("computing quantizer range");
+        case 3:
+            return pstrdup("loading tuples");
+        case 4:
+            return pstrdup("linking graph");
+        case 5:
+            return pstrdup("writing pages");
+        default:
+            return nullptr;
+    }
+}
+
+bool validate(Oid opclassoid) { return true; }
+
+}  // namespace
+}  // namespace lrv::pg::lhnsw
+
+LRV_FUNCTION(lrv_lhnsw_handler) {
+    IndexAmRoutine* am = makeNode(IndexAmRoutine);
+    am->amstrategies = 0;
+    am->amsupport = 1;
+    am->amoptsprocnum = 0;
+    am->amcanorder = false;
+    am->amcanorderbyop = true;
+    am->amcanbackward = false;
+    am->amcanunique = false;
+    am->amcanmulticol = false;
+    am->amoptionalkey = true;
+    am->amsearcharray = false;
+    am->amsearchnulls = false;
+    am->amstorage = false;
+    am->amclusterable = false;
+    am->ampredlocks = false;
+    am->amcanparallel = false;
+    am->amcaninclude = false;
+    am->amusemaintenanceworkmem = true;
+    am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+    am->amkeytype = InvalidOid;
+
+    am->ambuild = lrv::pg::lhnsw::build;
+    am->ambuildempty = lrv::pg::lhnsw::build_empty;
+    am->aminsert = lrv::pg::lhnsw::insert;
+    am->ambulkdelete = lrv::pg::lhnsw::bulk_delete;
+    am->amvacuumcleanup = lrv::pg::lhnsw::vacuum_cleanup;
+    am->amcanreturn = nullptr;
+    am->amcostestimate = lrv::pg::lhnsw::cost_estimate;
+    am->amoptions = lrv::pg::lhnsw::options;
+    am->amproperty = nullptr;
+    am->ambuildphasename = lrv::pg::lhnsw::phase_name;
+    am->amvalidate = lrv::pg::lhnsw::validate;
+    am->amadjustmembers = nullptr;
+    am->ambeginscan = lrv::pg::lhnsw::begin_scan;
+    am->amrescan = lrv::pg::lhnsw::rescan;
+    am->amgettuple = lrv::pg::lhnsw::get_tuple;
+    am->amgetbitmap = nullptr;
+    am->amendscan = lrv::pg::lhnsw::end_scan;
+    am->ammarkpos = nullptr;
+    am->amrestrpos = nullptr;
+    am->amestimateparallelscan = nullptr;
+    am->aminitparallelscan = nullptr;
+    am->amparallelrescan = nullptr;
+    PG_RETURN_POINTER(am);
+}

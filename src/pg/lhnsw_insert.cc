@@ -1,0 +1,293 @@
+// Inserting into an lhnsw index.
+//
+// An insert is a sequence of WAL-logged steps, each of which leaves a graph
+// that scans can navigate if the server stops right after it:
+//   1. Search the graph (share locks only) for the new node's neighbours at
+//      each of its levels, chosen with the heuristic.
+//   2. Under the metapage's exclusive lock, take slots (free ones first) and
+//      write the node's upper-level slots, then the node itself together
+//      with the metapage (slot count, node count, entry point when the node
+//      is the new top). Until this record the new slots are unreachable.
+//   3. For each neighbour, add a link back to the new node: one record per
+//      link list, applied only if the list is still what the insert read
+//      (otherwise it is read and merged again), pruned with the heuristic
+//      when full. A crash between these records leaves a node with fewer
+//      incoming links, never a dangling one.
+// A node for a NULL vector (or a zero one under cosine) takes a slot and
+// step 2 only: it is never linked.
+// Core headers (and the standard headers they pull in) before the server's,
+// whose port.h redefines printf-family names.
+#include "libravdb/core/hnsw/graph.h"
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "guard.h"
+#include "lhnsw.h"
+#include "lvector.h"
+
+
+extern "C" {
+#include "utils/memutils.h"
+}
+
+namespace lrv::pg::lhnsw {
+
+using hn::Candidate;
+using hn::MetaPage;
+using hn::NodeHeader;
+
+namespace {
+
+constexpr uint64 kLevelSeed = 0x1a5e7;
+constexpr int kLinkAttempts = 3;
+
+// Everything C++ an insert needs, owned by one object so that the
+// Postgres-style code around it can ereport freely.
+struct InsertCore {
+    MetaPage meta;
+    hn::Layout layout;
+    core::distance::Metric metric;
+    std::unique_ptr<PageGraph> graph;
+    std::unique_ptr<core::QueryCoder> coder;
+    std::vector<float> query, a, b;
+    std::vector<uint32> scratch;
+    std::vector<std::vector<Candidate>> chosen;  // per level
+    std::vector<uint8> slot;
+    std::vector<Candidate> found, merged, pruned;
+    std::vector<uint32> cur, next;
+
+    InsertCore(Relation index, const MetaPage& m)
+        : meta(m), layout(hn::layout(m)), metric(static_cast<core::distance::Metric>(m.metric)),
+          graph(new PageGraph(index, m)), query(m.dims), a(m.dims), b(m.dims), slot(layout.slot_size) {}
+
+    double pair(uint32 x, uint32 y) {
+        graph->vector(x, a.data());
+        graph->vector(y, b.data());
+        return core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
+    }
+
+    // Step 1: neighbours of the new node at levels min(level, top)..0.
+    void find_neighbours(const float* x, int level) {
+        // The query is the vector as the index stores it, as in a build.
+        std::vector<uint8> code(layout.code_bytes);
+        core::encode(quantizer_params(meta), metric, x, meta.dims, code.data());
+        hn::decode(quantizer_params(meta), code.data(), meta.dims, query.data());
+        coder.reset(new core::QueryCoder(quantizer_params(meta), metric, query.data(), meta.dims));
+        graph->set_query(coder.get());
+        chosen.assign(static_cast<std::size_t>(level) + 1, {});
+        if (meta.entry_point == hn::kNone) return;
+        Candidate cur_c;
+        if (!graph->evaluate(meta.entry_point, &cur_c)) return;
+        cur_c.id = meta.entry_point;
+        for (int l = meta.max_level; l > level; l--) cur_c = hn::greedy_closest(*graph, cur_c, l, &scratch);
+        std::vector<Candidate> entry{cur_c};
+        for (int l = std::min<int>(level, meta.max_level); l >= 0; l--) {
+            graph->reset_visited();
+            for (const Candidate& e : entry) graph->visit(e.id);
+            hn::search_layer(*graph, entry, l, meta.ef_construction, &found, &scratch);
+            merged.clear();
+            for (const Candidate& c : found)
+                if (c.flags == hn::kNodeLive) merged.push_back(c);
+            hn::select_neighbours(merged, meta.m, [&](uint32 p, uint32 q) { return pair(p, q); },
+                                  &chosen[static_cast<std::size_t>(l)]);
+            if (!found.empty()) entry = found;
+        }
+    }
+
+    // Step 3 for one neighbour: returns after writing, or when the link is
+    // there already, or when the neighbour is gone.
+    void link_back(uint32 e, int level, uint32 id, double d) {
+        const uint32 cap = level == 0 ? 2 * layout.m : layout.m;
+        for (int attempt = 0; attempt < kLinkAttempts; attempt++) {
+            NodeHeader h = graph->header(e);
+            if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) return;
+            uint32 slot_id, from, to;
+            if (!graph->links_location(e, level, &slot_id, &from, &to)) return;
+            cur.assign(cap, hn::kNone);
+            graph->read(slot_id, from, to, reinterpret_cast<uint8*>(cur.data()));
+            uint32 n = 0;
+            while (n < cap && cur[n] != hn::kNone) n++;
+            if (std::find(cur.begin(), cur.begin() + n, id) != cur.begin() + n) return;
+            next = cur;
+            if (n < cap) {
+                next[n] = id;
+            } else {
+                merged.clear();
+                Candidate nc;
+                nc.id = id;
+                nc.d = d;
+                merged.push_back(nc);
+                graph->vector(e, a.data());
+                for (uint32 i = 0; i < n; i++) {
+                    Candidate c;
+                    c.id = cur[i];
+                    graph->vector(cur[i], b.data());
+                    c.d = core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
+                    merged.push_back(c);
+                }
+                std::sort(merged.begin(), merged.end(), hn::Closer());
+                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
+                std::fill(next.begin(), next.end(), hn::kNone);
+                for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
+            }
+            bool written = false;
+            const Stream& s = graph->stream();
+            guard_pg([&] {
+                written = stream_write_if(s, slot_id, from, to, reinterpret_cast<const uint8*>(cur.data()),
+                                          reinterpret_cast<const uint8*>(next.data()));
+            });
+            if (written) return;
+        }
+    }
+};
+
+struct InsertOwner {
+    InsertCore* core;
+    MemoryContextCallback cleanup;
+};
+
+void destroy_insert(void* arg) {
+    auto* o = static_cast<InsertOwner*>(arg);
+    delete o->core;
+    o->core = nullptr;
+}
+
+bool slot_is_free(const Stream& s, uint64 slot) {
+    NodeHeader h;
+    stream_read(s, slot, 0, sizeof h, reinterpret_cast<uint8*>(&h));
+    return h.flags == hn::kSlotFree;
+}
+
+// A free slot below n_slots, or a new one at the end. Updates *meta.
+uint32 take_slot(const Stream& s, MetaPage* meta) {
+    if (meta->n_free > 0) {
+        for (uint64 slot = meta->free_hint; slot < meta->n_slots; slot++) {
+            if (slot_is_free(s, slot)) {
+                meta->free_hint = slot + 1;
+                meta->n_free--;
+                return static_cast<uint32>(slot);
+            }
+        }
+        meta->n_free = 0;
+        meta->free_hint = meta->n_slots;
+    }
+    if (meta->n_slots >= hn::kNone - 1)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("lhnsw index is full")));
+    return static_cast<uint32>(meta->n_slots++);
+}
+
+// Writes a whole slot; with metabuf valid, the metapage change goes in the
+// same record as the slot's header (so the slot becomes live with it).
+void write_slot(const Stream& s, uint32 slot, const uint8* bytes, Buffer metabuf, MetaPage* meta) {
+    const uint64 start = static_cast<uint64>(slot) * s.entry_size;
+    const uint64 npages = (start + s.entry_size - 1) / s.data_per_page - start / s.data_per_page + 1;
+    const bool with_meta = BufferIsValid(metabuf);
+    if (npages < MAX_GENERIC_XLOG_PAGES || !with_meta) {
+        stream_write(s, slot, 0, s.entry_size, bytes, metabuf, with_meta ? apply_meta : nullptr, meta);
+    } else {
+        // Payload first, under the free header the slot still has.
+        const uint32 hdr = sizeof(NodeHeader);
+        stream_write(s, slot, hdr, s.entry_size, bytes, InvalidBuffer, nullptr, nullptr);
+        stream_write(s, slot, 0, hdr, bytes, metabuf, apply_meta, meta);
+    }
+}
+
+}  // namespace
+
+bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relation heap,
+            IndexUniqueCheck check_unique, bool index_unchanged, IndexInfo* info) {
+    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw insert", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(tmp);
+
+    LVector* v = isnull[0] ? nullptr : datum_to_lvector(values[0]);
+    MetaPage meta = read_meta(index);
+    if (v != nullptr && v->dim != meta.dims)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("expected %u dimensions, not %d", meta.dims, static_cast<int>(v->dim))));
+    const auto metric = static_cast<core::distance::Metric>(meta.metric);
+    const bool linked = v != nullptr && graphable(metric, v->x, v->dim);
+    const uint64 key = tid_to_key(tid);
+
+    auto* owner = static_cast<InsertOwner*>(palloc0(sizeof(InsertOwner)));
+    LRV_GUARDED(owner->core = new InsertCore(index, meta));
+    owner->cleanup.func = destroy_insert;
+    owner->cleanup.arg = owner;
+    MemoryContextRegisterResetCallback(tmp, &owner->cleanup);
+    InsertCore* ic = owner->core;
+    const hn::Layout& l = ic->layout;
+
+    int level = 0;
+    if (linked) {
+        level = core::hnsw::random_level(kLevelSeed, key * 0x9E3779B97F4A7C15ull + meta.n_slots, meta.m);
+        LRV_GUARDED(ic->find_neighbours(v->x, level));
+    }
+
+    // Step 2.
+    Buffer metabuf = ReadBuffer(index, kMetaBlock);
+    LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+    MetaPage cur = meta_from_buffer(index, metabuf);
+    Stream s = slot_stream(index, cur);
+    const uint32 id = take_slot(s, &cur);
+    const uint32 n_upper = linked ? hn::upper_slots_needed(l, level) : 0;
+    uint32 upper_ids[hn::kMaxLevel + 1];
+    for (uint32 i = 0; i < n_upper; i++) upper_ids[i] = take_slot(s, &cur);
+
+    uint8* slot = ic->slot.data();
+    for (uint32 i = 0; i < n_upper; i++) {
+        std::memset(slot, 0, l.slot_size);
+        NodeHeader h{};
+        h.flags = hn::kSlotUpper;
+        h.level = static_cast<uint8>(1 + i * l.levels_per_upper);
+        h.n_levels = static_cast<uint8>(std::min<uint32>(l.levels_per_upper, level - h.level + 1));
+        h.owner = id;
+        h.upper = i + 1 < n_upper ? upper_ids[i + 1] : hn::kNone;
+        std::memcpy(slot, &h, sizeof h);
+        for (int k = 0; k < h.n_levels; k++) {
+            auto* dst = reinterpret_cast<uint32*>(slot + sizeof(NodeHeader) + k * l.m * sizeof(uint32));
+            const auto& ch = ic->chosen[static_cast<std::size_t>(h.level + k)];
+            for (uint32 j = 0; j < l.m; j++) dst[j] = j < ch.size() ? ch[j].id : hn::kNone;
+        }
+        write_slot(s, upper_ids[i], slot, InvalidBuffer, nullptr);
+    }
+
+    std::memset(slot, 0, l.slot_size);
+    NodeHeader h{};
+    hn::set_tid_key(&h, key);
+    h.owner = hn::kNone;
+    h.upper = n_upper > 0 ? upper_ids[0] : hn::kNone;
+    if (v == nullptr) {
+        h.flags = hn::kNodeNull;
+    } else {
+        h.flags = linked ? hn::kNodeLive : hn::kNodeIsolated;
+        h.level = static_cast<uint8>(level);
+        h.residual = core::encode(quantizer_params(cur), metric, v->x, cur.dims, slot + l.code_offset);
+        h.norm = core::vector_norm(v->x, cur.dims);
+        auto* links0 = reinterpret_cast<uint32*>(slot + l.links_offset);
+        const auto* ch = linked ? &ic->chosen[0] : nullptr;
+        for (uint32 j = 0; j < 2 * l.m; j++) links0[j] = ch && j < ch->size() ? (*ch)[j].id : hn::kNone;
+    }
+    std::memcpy(slot, &h, sizeof h);
+    cur.n_nodes++;
+    if (linked && (cur.entry_point == hn::kNone || level > cur.max_level)) {
+        cur.entry_point = id;
+        cur.max_level = static_cast<uint8>(level);
+    }
+    write_slot(s, id, slot, metabuf, &cur);
+    UnlockReleaseBuffer(metabuf);
+
+    // Step 3.
+    if (linked) {
+        for (int lev = 0; lev < static_cast<int>(ic->chosen.size()); lev++)
+            for (const Candidate& e : ic->chosen[static_cast<std::size_t>(lev)])
+                LRV_GUARDED(ic->link_back(e.id, lev, id, e.d));
+    }
+
+    ic->graph->release();
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(tmp);
+    return false;
+}
+
+}  // namespace lrv::pg::lhnsw

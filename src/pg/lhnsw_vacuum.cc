@@ -1,0 +1,284 @@
+// VACUUM for lhnsw, in three WAL-logged passes, each safe to stop after:
+//   1. Nodes whose heap tuples are dead are marked deleted (NULL and
+//      isolated nodes, which nothing links to, are freed at once). Deleted
+//      nodes stay navigable: scans pass through them without returning them.
+//   2. Every live node that links to a deleted one gets its list rebuilt
+//      from its live links and the deleted neighbours' live links, chosen
+//      with the heuristic; the entry point moves off a deleted node.
+//   3. Deleted nodes and their upper slots are freed; inserts reuse them.
+// A VACUUM that stops after pass 1 or 2 leaves deleted nodes behind; the
+// next one finds them in pass 1 and finishes the job.
+// Core headers (and the standard headers they pull in) before the server's,
+// whose port.h redefines printf-family names.
+#include "libravdb/core/hnsw/graph.h"
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "guard.h"
+#include "lhnsw.h"
+
+
+extern "C" {
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+}
+
+namespace lrv::pg::lhnsw {
+
+using hn::Candidate;
+using hn::MetaPage;
+using hn::NodeHeader;
+
+namespace {
+
+struct VacuumCore {
+    MetaPage meta;
+    hn::Layout layout;
+    core::distance::Metric metric;
+    std::unique_ptr<PageGraph> graph;
+    std::vector<uint8> deleted;      // per slot: 1 when the node is marked deleted
+    std::vector<uint32> to_free;     // deleted nodes and their upper slots
+    std::vector<uint32> links, dlinks, cur, next;
+    std::vector<float> a, b;
+    std::vector<Candidate> merged, pruned;
+    uint32 best_entry = hn::kNone;  // a live node of the highest level
+    int best_level = -1;
+
+    VacuumCore(Relation index, const MetaPage& m)
+        : meta(m), layout(hn::layout(m)), metric(static_cast<core::distance::Metric>(m.metric)),
+          graph(new PageGraph(index, m)), deleted(m.n_slots, 0), a(m.dims), b(m.dims) {}
+
+    double pair(uint32 x, uint32 y) {
+        graph->vector(x, a.data());
+        graph->vector(y, b.data());
+        return core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
+    }
+    bool is_deleted(uint32 id) const { return id < deleted.size() && deleted[id]; }
+
+    // Pass 2 for one node and level: true if its list was rewritten.
+    bool repair(uint32 id, int level) {
+        const uint32 cap = level == 0 ? 2 * layout.m : layout.m;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            uint32 slot, from, to;
+            if (!graph->links_location(id, level, &slot, &from, &to)) return false;
+            cur.assign(cap, hn::kNone);
+            graph->read(slot, from, to, reinterpret_cast<uint8*>(cur.data()));
+            bool any = false;
+            for (uint32 x : cur)
+                if (x != hn::kNone && is_deleted(x)) any = true;
+            if (!any) return false;
+            // Candidates: live links, and the live links of deleted links.
+            std::vector<uint32> ids;
+            for (uint32 x : cur) {
+                if (x == hn::kNone) break;
+                if (!is_deleted(x)) {
+                    ids.push_back(x);
+                    continue;
+                }
+                graph->links(x, level, &dlinks);
+                for (uint32 y : dlinks)
+                    if (y != id && !is_deleted(y)) ids.push_back(y);
+            }
+            std::sort(ids.begin(), ids.end());
+            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+            merged.clear();
+            graph->vector(id, a.data());
+            for (uint32 x : ids) {
+                NodeHeader h = graph->header(x);
+                if (h.flags != hn::kNodeLive || h.level < level) continue;
+                Candidate c;
+                c.id = x;
+                graph->vector(x, b.data());
+                c.d = core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
+                merged.push_back(c);
+            }
+            std::sort(merged.begin(), merged.end(), hn::Closer());
+            hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
+            next.assign(cap, hn::kNone);
+            for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
+            bool written = false;
+            const Stream& s = graph->stream();
+            guard_pg([&] {
+                written = stream_write_if(s, slot, from, to, reinterpret_cast<const uint8*>(cur.data()),
+                                          reinterpret_cast<const uint8*>(next.data()));
+            });
+            if (written) return true;
+        }
+        return false;
+    }
+};
+
+struct VacuumOwner {
+    VacuumCore* core;
+    MemoryContextCallback cleanup;
+};
+
+void destroy_vacuum(void* arg) {
+    auto* o = static_cast<VacuumOwner*>(arg);
+    delete o->core;
+    o->core = nullptr;
+}
+
+// Calls fn(slot, offset in page data) for each slot whose header starts on
+// data page p.
+template <typename Fn>
+void slots_on_page(const MetaPage& meta, uint64 p, Fn&& fn) {
+    const uint64 page_start = p * meta.data_per_page;
+    uint64 slot = (page_start + meta.slot_size - 1) / meta.slot_size;
+    for (; slot < meta.n_slots && slot * meta.slot_size < page_start + meta.data_per_page; slot++)
+        fn(static_cast<uint32>(slot), static_cast<uint32>(slot * meta.slot_size - page_start));
+}
+
+}  // namespace
+
+IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                   IndexBulkDeleteCallback callback, void* callback_state) {
+    Relation index = info->index;
+    if (stats == nullptr) stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
+    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw vacuum", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(tmp);
+
+    MetaPage meta = read_meta(index);
+    auto* owner = static_cast<VacuumOwner*>(palloc0(sizeof(VacuumOwner)));
+    LRV_GUARDED(owner->core = new VacuumCore(index, meta));
+    owner->cleanup.func = destroy_vacuum;
+    owner->cleanup.arg = owner;
+    MemoryContextRegisterResetCallback(tmp, &owner->cleanup);
+    VacuumCore* vc = owner->core;
+
+    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    uint64 live = 0, freed_nodes = 0, n_deleted = 0;
+    uint64 first_freed = UINT64_MAX;
+    std::size_t freed_slots = 0;
+
+    // Pass 1: mark.
+    for (uint64 p = 0; p < npages; p++) {
+        vacuum_delay_point();
+        Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, Stream::block_of(p), RBM_NORMAL, info->strategy);
+        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buf);
+        check_page(index, Stream::block_of(p), page, kMagic, kPageHnswData);
+        uint32 offs[kPageDataSize / sizeof(NodeHeader)];
+        uint16 flags[kPageDataSize / sizeof(NodeHeader)];
+        int nchange = 0;
+        slots_on_page(meta, p, [&](uint32 slot, uint32 off) {
+            NodeHeader h{};
+            std::memcpy(&h, page_data(page) + off, sizeof h);
+            if (h.flags == hn::kNodeDeleted) {
+                vc->deleted[slot] = 1;
+                n_deleted++;
+                return;
+            }
+            if (h.flags != hn::kNodeLive && h.flags != hn::kNodeNull && h.flags != hn::kNodeIsolated) return;
+            ItemPointerData tid;
+            key_to_tid(hn::tid_key(h), &tid);
+            if (!callback(&tid, callback_state)) {
+                live++;
+                if (h.flags == hn::kNodeLive && h.level > vc->best_level) {
+                    vc->best_level = h.level;
+                    vc->best_entry = slot;
+                }
+                return;
+            }
+            offs[nchange] = off;
+            if (h.flags == hn::kNodeLive) {
+                flags[nchange] = hn::kNodeDeleted;
+                vc->deleted[slot] = 1;
+                n_deleted++;
+            } else {
+                flags[nchange] = hn::kSlotFree;
+                freed_nodes++;
+                freed_slots++;
+                first_freed = std::min<uint64>(first_freed, slot);
+            }
+            nchange++;
+            stats->tuples_removed += 1;
+        });
+        if (nchange > 0) {
+            GenericXLogState* state = GenericXLogStart(index);
+            Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+            for (int i = 0; i < nchange; i++) {
+                auto* h = reinterpret_cast<NodeHeader*>(page_data(wpage) + offs[i]);
+                h->flags = flags[i];
+            }
+            GenericXLogFinish(state);
+        }
+        UnlockReleaseBuffer(buf);
+    }
+
+    if (n_deleted > 0) {
+        // Pass 2: repair links into deleted nodes.
+        for (uint32 slot = 0; slot < meta.n_slots; slot++) {
+            if ((slot & 255) == 0) vacuum_delay_point();
+            NodeHeader h{};
+            LRV_GUARDED(h = vc->graph->header(slot));
+            if (h.flags != hn::kNodeLive) continue;
+            for (int lev = 0; lev <= h.level; lev++) LRV_GUARDED(vc->repair(slot, lev));
+        }
+        // Pass 3: free deleted nodes and their upper slots.
+        LRV_GUARDED({
+            for (uint32 slot = 0; slot < meta.n_slots; slot++) {
+                if (!vc->deleted[slot]) continue;
+                vc->to_free.push_back(slot);
+                NodeHeader h = vc->graph->header(slot);
+                for (uint32 u = h.upper, hops = 0; u != hn::kNone && hops <= hn::kMaxLevel; hops++) {
+                    NodeHeader uh = vc->graph->header(u);
+                    if (uh.flags != hn::kSlotUpper || uh.owner != slot) break;
+                    vc->to_free.push_back(u);
+                    u = uh.upper;
+                }
+            }
+        });
+        Stream s = slot_stream(index, meta);
+        NodeHeader freeh{};
+        for (uint32 slot : vc->to_free) {
+            vacuum_delay_point();
+            stream_write(s, slot, 0, sizeof(NodeHeader), reinterpret_cast<const uint8*>(&freeh), InvalidBuffer,
+                         nullptr, nullptr);
+            first_freed = std::min<uint64>(first_freed, slot);
+        }
+        freed_slots += vc->to_free.size();
+        freed_nodes += n_deleted;
+    }
+
+    if (freed_slots > 0) {
+        Buffer metabuf = ReadBuffer(index, kMetaBlock);
+        LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+        MetaPage cur = meta_from_buffer(index, metabuf);
+        cur.n_nodes = cur.n_nodes >= freed_nodes ? cur.n_nodes - freed_nodes : 0;
+        cur.n_deleted = 0;
+        cur.n_free += freed_slots;
+        cur.free_hint = std::min<uint64>(cur.free_hint, first_freed);
+        if (cur.entry_point != hn::kNone && vc->is_deleted(cur.entry_point)) {
+            cur.entry_point = vc->best_entry;
+            cur.max_level = static_cast<uint8>(std::max(0, vc->best_level));
+        }
+        GenericXLogState* state = GenericXLogStart(index);
+        put_meta(GenericXLogRegisterBuffer(state, metabuf, 0), cur);
+        GenericXLogFinish(state);
+        UnlockReleaseBuffer(metabuf);
+    }
+
+    vc->graph->release();
+    stats->num_index_tuples = static_cast<double>(live);
+    stats->num_pages = RelationGetNumberOfBlocks(index);
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(tmp);
+    return stats;
+}
+
+IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
+    if (info->analyze_only) return stats;
+    if (stats == nullptr) {
+        stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
+        MetaPage meta = read_meta(info->index);
+        stats->num_index_tuples = static_cast<double>(meta.n_nodes);
+    }
+    stats->num_pages = RelationGetNumberOfBlocks(info->index);
+    return stats;
+}
+
+}  // namespace lrv::pg::lhnsw
