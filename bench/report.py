@@ -8,6 +8,12 @@ SETTINGS = ("shared_buffers", "maintenance_work_mem", "work_mem", "max_parallel_
             "max_parallel_maintenance_workers", "max_parallel_workers", "jit", "max_wal_size")
 
 
+# Search settings of the indexes measured (those a server lacks are left out).
+SEARCH_SETTINGS = ("libravdb.hnsw_ef_search", "libravdb.hnsw_max_scan_tuples", "hnsw.ef_search",
+                   "hnsw.iterative_scan", "hnsw.max_scan_tuples", "hnsw.scan_mem_multiplier",
+                   "ivfflat.probes", "ivfflat.iterative_scan", "ivfflat.max_probes")
+
+
 def cpu_info() -> dict:
     model, flags = platform.processor() or "unknown", set()
     try:
@@ -40,6 +46,15 @@ def server_info(conn) -> dict:
     }
     if info["libravdb"]:
         info["libravdb_simd_level"] = one("SELECT libravdb_simd_level()")
+    # The search settings' defaults, which every point not sweeping them runs
+    # with. Custom settings exist once their library is loaded: a cast
+    # through the type's input function loads it.
+    if info["libravdb"]:
+        one("SELECT '[1]'::lvector::text")
+    if info["pgvector"]:
+        one("SELECT '[1]'::vector::text")
+    info["search_defaults"] = {g: one("SELECT current_setting(%s, true)", g) for g in SEARCH_SETTINGS}
+    info["search_defaults"] = {g: v for g, v in info["search_defaults"].items() if v is not None}
     return info
 
 
@@ -54,6 +69,8 @@ def header_markdown(env: dict) -> str:
         f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}); "
         f"pgvector {s['pgvector'] or 'not installed'}",
         "- settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
+        "- search defaults (points set their own sweep on top): "
+        + (", ".join(f"{k}={v}" for k, v in s.get("search_defaults", {}).items()) or "none"),
         f"- CPU: {env['cpu']['model']}, {env['cpu']['cores']} cores; "
         f"SIMD flags: {' '.join(env['cpu']['simd_flags']) or 'none'}",
         f"- 1-minute load average when the run started: {env.get('loadavg_start', '-')} "
@@ -62,6 +79,10 @@ def header_markdown(env: dict) -> str:
         f"numpy {env['numpy']}"
         + (f"; recall@{env['k2']} (LIMIT {env['k2']}, one round) for index scans" if env.get("k2") else ""),
     ]
+    if "prewarm" in env:
+        lines.append("- tables and indexes read into shared buffers (pg_prewarm) after each load and build"
+                     if env["prewarm"] else "- pg_prewarm not available: the first point on a table or index "
+                     "may include cold reads")
     if env.get("clients"):
         lines.append(f"- concurrency: pgbench -M prepared, {', '.join(map(str, env['clients']))} clients "
                      f"(one thread each), {env['clients_time']} s per run, random query id per transaction")
@@ -175,13 +196,14 @@ def inprocess_markdown(points: list) -> str:
 def scaling_markdown(points: list, conc: list = ()) -> str:
     """Build time, index size, QPS and recall against N, one row per target,
     parameters and N, sorted by target then N."""
-    rows = ["| target | params | N | build s | index MB | QPS | recall@k |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = ["| target | params | N | build s | index MB | build WAL MB | QPS | recall@k |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for p in sorted(points, key=lambda p: (p["target"], _sort_key(p.get("build", {})),
                                             _sort_key(p.get("search", {})), p["rows"])):
         mb = p["index_bytes"] / 2**20 if p.get("index_bytes") else None
+        wal = p["wal_bytes"] / 2**20 if p.get("wal_bytes") else None
         rows.append(f"| {p['target']} | {_params(p)} | {p['rows']} | {_fmt(p.get('build_s'))} | {_fmt(mb)} | "
-                    f"{p['qps']:.1f} | {p['recall']:.4f} |")
+                    f"{_fmt(wal)} | {p['qps']:.1f} | {p['recall']:.4f} |")
     out = "\n".join(rows) + "\n"
     if conc:
         best = {}
@@ -336,8 +358,9 @@ def _frontier(pts: list) -> list:
 def plot(points: list, path: str, title: str) -> bool:
     """Recall (x) against QPS (y, log scale) in the style of ann-benchmarks:
     one panel per metric (and filter), one line per target and build through
-    its Pareto frontier, dominated points as faint markers. In-process
-    ceilings are grey and dotted. Returns False when matplotlib is missing."""
+    its Pareto frontier, dominated points as faint markers, points whose
+    plan lacked the expected node hollow. In-process ceilings are grey and
+    dotted. Returns False when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -348,16 +371,20 @@ def plot(points: list, path: str, title: str) -> bool:
     cols = min(3, len(panels))
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 5.5 * nrows), squeeze=False)
-    colors = plt.get_cmap("tab20").colors
     for ax, (panel, pts_all) in zip(axes.flat, panels):
         lines = plot_lines(pts_all)
         sql_names = sorted(n for n in lines if not n.startswith("inproc"))
+        colors = plt.get_cmap("tab10" if len(sql_names) <= 10 else "tab20").colors
         color_of = {n: colors[i % len(colors)] for i, n in enumerate(sql_names)}
         ceiling_markers = iter("xv^<>dP*")
         marker_of = {n: next(ceiling_markers, "x") for n in sorted(lines) if n.startswith("inproc")}
         for name, pts in sorted(lines.items()):
-            front = _frontier(pts)
-            rest = [p for p in pts if p not in front]
+            # A point whose plan lacked the target's node (the planner chose
+            # a sequential scan) is drawn hollow and stays off the line.
+            good = [p for p in pts if p.get("plan_ok", True)]
+            off_plan = [p for p in pts if not p.get("plan_ok", True)]
+            front = _frontier(good)
+            rest = [p for p in good if p not in front]
             if pts[0]["kind"] == "inprocess":
                 style = dict(marker=marker_of[name], linestyle=":", color="0.45")
                 label = f"{name} (ceiling: in-process, no SQL)"
@@ -365,7 +392,12 @@ def plot(points: list, path: str, title: str) -> bool:
                 pg = name.startswith("pgvector")
                 style = dict(marker="s" if pg else "o", linestyle="--" if pg else "-", color=color_of[name])
                 label = name
-            ax.plot([p["recall"] for p in front], [p["qps"] for p in front], label=label, **style)
+            if front:
+                ax.plot([p["recall"] for p in front], [p["qps"] for p in front], label=label, **style)
+            if off_plan:
+                ax.scatter([p["recall"] for p in off_plan], [p["qps"] for p in off_plan], s=40,
+                           facecolors="none", edgecolors=style["color"], marker=style["marker"],
+                           label=f"{name}: planner chose another plan" if not front else None)
             if rest:
                 ax.scatter([p["recall"] for p in rest], [p["qps"] for p in rest], s=12, alpha=0.35,
                            color=style["color"], marker=style["marker"])

@@ -87,6 +87,8 @@ def parse_args(argv=None):
     ap.add_argument("--clients-time", type=int, default=10, help="seconds per pgbench run (default 10)")
     ap.add_argument("--clients-targets", default=None,
                     help="targets (names or patterns) that get pgbench runs (default: every selected SQL target)")
+    ap.add_argument("--recall-levels", default="0.95,0.99",
+                    help="recall@k levels at which approximate indexes' QPS is compared (default 0.95,0.99)")
     ap.add_argument("--scaling", action="store_true",
                     help="run the targets on clustered data sets of 10k, 100k (and 1M) rows and tabulate "
                          "build time, index size and QPS against N")
@@ -103,6 +105,7 @@ def parse_args(argv=None):
         ap.error(f"--k2 must be 0 or between --k + 1 and {datasets.GT_K}")
     try:
         args.client_counts = parse_clients(args.clients)
+        args.recall_levels_list = parse_recall_levels(args.recall_levels)
         args.scaling_sizes = scaling_sizes(args.scaling_max) if args.scaling else []
     except ValueError as e:
         ap.error(str(e))
@@ -125,6 +128,25 @@ def parse_clients(text) -> list:
         if int(part) not in out:
             out.append(int(part))
     return out
+
+
+def parse_recall_levels(text) -> list:
+    """'0.95,0.99' -> [0.95, 0.99], each in (0, 1]."""
+    out = []
+    for part in str(text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"--recall-levels wants numbers in (0, 1], got {part!r}") from None
+        if not 0 < v <= 1:
+            raise ValueError(f"--recall-levels wants numbers in (0, 1], got {part!r}")
+        out.append(v)
+    if not out:
+        raise ValueError("--recall-levels needs at least one level")
+    return sorted(set(out))
 
 
 SCALING_STEPS = (10000, 100000, 1000000)
@@ -170,6 +192,7 @@ class Bench:
         self.dataset = None        # name of the data set being measured
         self.pgbench = None
         self.client_targets = set()
+        self.have_prewarm = None    # pg_prewarm available (None: not tried yet)
 
     # --- connection -----------------------------------------------------------
     def connect(self):
@@ -193,6 +216,29 @@ class Bench:
         self.lines.append(record)
 
     # --- data -----------------------------------------------------------------
+    def prewarm(self, relation: str, with_toast: bool = False) -> None:
+        """Reads a relation (and its TOAST table) into shared buffers with
+        pg_prewarm, so the first point measured on it does not pay for the
+        cold reads that COPY's ring buffer and the build leave behind. Skipped
+        when the server lacks pg_prewarm (contrib)."""
+        if self.have_prewarm is None:
+            try:
+                self.conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+                self.have_prewarm = True
+            except psycopg.Error as e:
+                self.have_prewarm = False
+                log(f"pg_prewarm is not available ({str(e).strip().splitlines()[0]}): relations are not prewarmed")
+        if not self.have_prewarm:
+            return
+        rels = [relation]
+        if with_toast:
+            toast = self.conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class "
+                                      "WHERE oid = %s::regclass AND reltoastrelid <> 0", (relation,)).fetchone()
+            if toast:
+                rels.append(toast[0])
+        for rel in rels:
+            self.conn.execute("SELECT pg_prewarm(%s::regclass)", (rel,))
+
     def _load(self, table, type_name, ds, ids, cat, cat100, vectors, options="", storage=None,
               description="") -> dict:
         tag = f"libravdb-bench {ds.key} rows={len(ds.base)} dims={ds.dims}" + (
@@ -217,6 +263,7 @@ class Bench:
         ids = np.arange(len(ds.base), dtype=np.int32)
         load = self._load(spec.table, spec.type_name, ds, ids, cat, cat100, ds.base, spec.options,
                           spec.storage, spec.description)
+        self.prewarm(spec.table, with_toast=True)
         st = pgload.storage_stats(self.conn, spec.table)
         log(f"  {spec.table}: heap {st['heap_bytes'] / 2**20:.1f} MB, TOAST {st['toast_bytes'] / 2**20:.1f} MB, "
             f"{st['compressed_rows']}/{st['rows']} vectors compressed, "
@@ -257,6 +304,7 @@ class Bench:
             "SELECT pg_relation_size(%s::regclass), pg_wal_lsn_diff(pg_current_wal_lsn(), %s)",
             (name, lsn0)).fetchone()
         self.conn.execute(f"ANALYZE {t.spec.table}")
+        self.prewarm(name)
         log(f"  built in {build_s:.1f} s, index {size / 2**20:.1f} MB, WAL {float(wal) / 2**20:.1f} MB")
         return {"index": name, "build_s": build_s, "index_bytes": int(size), "wal_bytes": int(wal)}
 
@@ -820,6 +868,9 @@ def main(argv=None) -> int:
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
            "hnswlib": inprocess.module_version("hnswlib"), "faiss": inprocess.module_version("faiss"),
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+           "recall_levels": args.recall_levels_list,
+           "prewarm": bool(conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'")
+                           .fetchone()),
            "recall_rule": "tie-aware: a returned id is correct when its true distance <= the true k-th "
                           f"distance (relative tolerance {metrics.TIE_RTOL})"}
     bench.emit(env)
@@ -834,7 +885,8 @@ def main(argv=None) -> int:
     for ds in loaded:
         bench.run_dataset(ds, chosen)
         comps = bench.comparisons(ds.name)
-        curves = curve_comparisons([p for p in bench.points if p["dataset"] == ds.name])
+        curves = curve_comparisons([p for p in bench.points if p["dataset"] == ds.name],
+                                   args.recall_levels_list)
         for c in comps + curves:
             bench.emit(c)
         md += report.dataset_markdown(ds.name, len(ds.base), bench, comps, have_pgvector, args.scaling,

@@ -293,6 +293,15 @@ class RunnerHelpersTest(unittest.TestCase):
         with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
             runner.parse_args(["--k2", "5"])            # must exceed --k
 
+    def test_recall_levels_option(self):
+        self.assertEqual(runner.parse_recall_levels("0.99, 0.95,0.99"), [0.95, 0.99])
+        self.assertEqual(runner.parse_args([]).recall_levels_list, [0.95, 0.99])
+        for bad in ("", "1.5", "0", "x"):
+            with self.assertRaises(ValueError):
+                runner.parse_recall_levels(bad)
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            runner.parse_args(["--recall-levels", "2"])
+
     def test_plan_summary(self):
         one = runner.plan_summary(["Limit > Index Scan on items"] * 3, "Index Scan")
         self.assertEqual((one["plan"], one["plan_ok"]), ("Limit > Index Scan on items", True))
@@ -342,6 +351,11 @@ class ReportTest(unittest.TestCase):
         sc = report.scaling_markdown(pts, recs)
         self.assertLess(sc.index("| 10000 |"), sc.index("| 100000 |"))  # sorted by N
         self.assertIn("| 190.0 | 2 |", sc)                                 # best TPS and its client count
+        self.assertIn("| lvector-lflat-l2 | - | 10000 | 0.5 | 1.0 | 3.0 | 90.0 | 1.0000 |",
+                      report.scaling_markdown([self.point(rows=10000, qps=90.0, wal_bytes=3 * 2**20)]))
+        # Sweeps in numeric order: ef_search=80 before 400.
+        sweep = report.scaling_markdown([self.point(search={"ef_search": e}) for e in (400, 80)])
+        self.assertLess(sweep.index("ef_search=80"), sweep.index("ef_search=400"))
 
 
 class InProcessTest(unittest.TestCase):
@@ -771,6 +785,22 @@ class LhnswTargetsTest(unittest.TestCase):
         pts.append(self.pt("pgvector-hnsw-l2", 0.9, 1))
         self.assertEqual(sorted(report.plot_lines(pts)), ["lvector-lhnsw-l2 (quantizer=none)",
                                                           "lvector-lhnsw-l2 (quantizer=sq8)", "pgvector-hnsw-l2"])
+
+    def test_plot_panels_and_file(self):
+        pts = [self.pt("lvector-lhnsw-l2", r, q, search={"ef_search": e}, metric="l2")
+               for e, r, q in ((10, 0.9, 900), (40, 0.99, 500))]
+        pts.append(self.pt("lvector-lflat-l2-f1", 1.0, 80, metric="l2", filter="category100", plan_ok=False))
+        pts.append(self.pt("lvector-lhnsw-ip", 0.8, 700, metric="ip"))
+        self.assertEqual([t for t, _ in report.plot_panels(pts)], ["l2", "ip", "l2, WHERE category100 = c"])
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.skipTest("matplotlib missing")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "p.png")
+            self.assertTrue(report.plot(pts, path, "t"))
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_settings_not_applied(self):
         held = {"libravdb.hnsw_ef_search": "40", "enable_seqscan": "off", "hnsw.iterative_scan": "strict_order"}
