@@ -66,7 +66,8 @@ def header_markdown(env: dict) -> str:
         f"- data set: **{env['dataset']}**, {env['rows']} rows x {env['dims']} dims, "
         f"{env['queries']} queries (+{env['warmup']} warm-up), k = {env['k']}"
         + (f", fastest of {env['repeat']} rounds" if env.get("repeat", 1) > 1 else ""),
-        f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}); "
+        f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}"
+        + (f"; harness from commit {env['source']}" if env.get("source") else "") + "); "
         f"pgvector {s['pgvector'] or 'not installed'}",
         "- settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
         "- search defaults (points set their own sweep on top): "
@@ -310,11 +311,25 @@ def storage_markdown(tables: dict) -> str:
 def comparisons_markdown(comparisons: list) -> str:
     if not comparisons:
         return ""
-    rows = ["| metric | libravdb | QPS | pgvector | QPS | ratio |", "|---|---|---:|---|---:|---:|"]
+    rows = ["| metric | libravdb | QPS | recall | pgvector | QPS | recall | ratio |",
+            "|---|---|---:|---:|---|---:|---:|---:|"]
+
+    def rec(c, prefix):
+        r = c.get(prefix + "recall")
+        cell = "-" if r is None else f"{r:.4f}"
+        if c.get(prefix + "short_queries"):
+            cell += f" ({c[prefix + 'short_queries']} short!)"
+        if not c.get(prefix + "plan_ok", True):
+            cell += " (plan!)"
+        return cell
     for c in comparisons:
-        rows.append(f"| {c['metric']} | {c['target']} | {c['qps']:.1f} | {c['baseline']} | "
-                    f"{c['baseline_qps']:.1f} | **{c['ratio']:.2f}x** |")
-    return "\n".join(rows) + "\n"
+        rows.append(f"| {c['metric']} | {c['target']} | {c['qps']:.1f} | {rec(c, '')} | {c['baseline']} | "
+                    f"{c['baseline_qps']:.1f} | {rec(c, 'baseline_')} | **{c['ratio']:.2f}x** |")
+    return "\n".join(rows) + ("\n\n(n short!): queries that returned fewer rows than a correct answer has; "
+                              "(plan!): some queries ran without the target's index node.\n"
+                              if any(c.get("short_queries") or c.get("baseline_short_queries")
+                                     or not c.get("plan_ok", True) or not c.get("baseline_plan_ok", True)
+                                     for c in comparisons) else "\n")
 
 
 def plot_lines(points: list) -> dict:

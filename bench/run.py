@@ -172,6 +172,24 @@ def scaling_spec(dataset: str, n: int) -> str:
     return f"clustered:{n}:{dims}"
 
 
+def source_revision():
+    """The git commit of the tree the harness runs from, '+changes' when it
+    has uncommitted ones; None outside a git checkout. run.sh builds and
+    installs the extension from this tree (unless LIBRAVDB_BENCH_SKIP_BUILD=1,
+    when the installed build may differ)."""
+    import subprocess
+    try:
+        rev = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def list_targets() -> None:
     for t in registry.REGISTRY.values():
         extra = f", filter {t.filter}" if t.filter else ""
@@ -599,9 +617,17 @@ class Bench:
             for b in by_name.get(t.baseline, []):
                 if p["kind"] == "exact" or not b["search"] or search_matches(p["search"], b["search"],
                                                                               t.baseline_search):
+                    # Approximate or filtered points carry their recall, row
+                    # count and plan: a QPS ratio alone hides a side that
+                    # answered worse or ran another plan.
                     out.append({"type": "comparison", "dataset": dataset, "metric": p["metric"],
-                                "target": point_label(p), "qps": p["qps"], "baseline": b["target"],
-                                "baseline_qps": b["qps"], "ratio": p["qps"] / b["qps"]})
+                                "target": point_label(p), "qps": p["qps"],
+                                "baseline": point_label(b) if b["search"] or b["build"] else b["target"],
+                                "baseline_qps": b["qps"], "ratio": p["qps"] / b["qps"],
+                                "recall": p["recall"], "baseline_recall": b["recall"],
+                                "short_queries": p.get("short_queries", 0),
+                                "baseline_short_queries": b.get("short_queries", 0),
+                                "plan_ok": p.get("plan_ok", True), "baseline_plan_ok": b.get("plan_ok", True)})
                     break
         # Best against best, per metric, among exact answers (seq scans, lflat).
         exact = [p for p in points
@@ -868,7 +894,7 @@ def main(argv=None) -> int:
            "server": report.server_info(conn), "psycopg": psycopg.__version__, "numpy": np.__version__,
            "hnswlib": inprocess.module_version("hnswlib"), "faiss": inprocess.module_version("faiss"),
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
-           "recall_levels": args.recall_levels_list,
+           "recall_levels": args.recall_levels_list, "source": source_revision(),
            "prewarm": bool(conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'")
                            .fetchone()),
            "recall_rule": "tie-aware: a returned id is correct when its true distance <= the true k-th "

@@ -786,6 +786,27 @@ class LhnswTargetsTest(unittest.TestCase):
         self.assertEqual(sorted(report.plot_lines(pts)), ["lvector-lhnsw-l2 (quantizer=none)",
                                                           "lvector-lhnsw-l2 (quantizer=sq8)", "pgvector-hnsw-l2"])
 
+    def test_point_comparisons_match_filtered_baselines(self):
+        bench = runner.Bench(runner.parse_args([]))
+        bp = {"m": 16, "ef_construction": 64}
+        ours = {"ef_search": 40, "enable_seqscan": "on"}
+        bench.points = [
+            self.pt("lvector-lhnsw-l2-f10", 0.99, 100.0, {**bp, "quantizer": "none"}, ours, filter="category",
+                    metric="l2", table_key="lvector")]
+        bench.points += [self.pt("pgvector-hnsw-l2-f10", r, q, bp, {**ours, "iterative_scan": m}, filter="category",
+                                 metric="l2", table_key="pgvector-tt8160", short_queries=sq, plan_ok=ok)
+                         for m, r, q, sq, ok in (("off", 0.2, 900.0, 40, True), ("strict_order", 0.8, 50.0, 3, False),
+                                                 ("relaxed_order", 0.85, 40.0, 0, True))]
+        comps = [c for c in bench.comparisons("d") if c["target"].startswith("lvector-lhnsw")]
+        self.assertEqual(len(comps), 1)
+        c = comps[0]
+        self.assertIn("iterative_scan=strict_order", c["baseline"])
+        self.assertEqual((c["ratio"], c["recall"], c["baseline_recall"], c["baseline_short_queries"]),
+                         (2.0, 0.99, 0.8, 3))
+        md = report.comparisons_markdown(comps)
+        self.assertIn("| 50.0 | 0.8000 (3 short!) (plan!) | **2.00x** |", md)
+        self.assertIn("(n short!): queries that returned fewer rows", md)
+
     def test_plot_panels_and_file(self):
         pts = [self.pt("lvector-lhnsw-l2", r, q, search={"ef_search": e}, metric="l2")
                for e, r, q in ((10, 0.9, 900), (40, 0.99, 500))]
