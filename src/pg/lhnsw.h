@@ -105,6 +105,8 @@ class PageGraph {
     const hn::MetaPage& meta() const { return meta_; }
     const Stream& stream() const { return stream_; }
     uint64 reads() const { return reads_; }
+    // Nodes evaluated since construction (all scans of this store).
+    uint64 evaluations() const { return evaluations_; }
 
   private:
     // The pinned buffer holding data page `page` (pinning it on a miss).
@@ -128,6 +130,7 @@ class PageGraph {
     std::vector<uint8> buf_;  // one slot, for bytes that cross a page boundary
     std::vector<uint32> ids_;
     uint64 reads_ = 0;
+    uint64 evaluations_ = 0;
 };
 
 // libravdb_index_check / libravdb_index_info for lhnsw, as JSON text.

@@ -211,6 +211,7 @@ NodeHeader PageGraph::header(uint32 id) {
 
 bool PageGraph::evaluate(uint32 id, Candidate* c) {
     bool ok = false;
+    evaluations_++;
     with_bytes(id, 0, layout_.links_offset, [&](const uint8* node) {
         NodeHeader h;
         std::memcpy(&h, node, sizeof h);

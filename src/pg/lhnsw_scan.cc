@@ -15,12 +15,21 @@
 // executor compute the exact distance on the heap row and re-rank: exact
 // distances in exact order.
 //
-// After the graph, a pass over the slots returns the rows the graph does not
+// A graph search pays a random page access per node, so a scan whose filter
+// keeps throwing rows away (say, a category far from the query) would end up
+// reading most of the graph in the most expensive way. Once a scan has
+// evaluated libravdb.hnsw_max_scan_tuples nodes or a tenth of the index,
+// whichever is fewer (at least a thousand), or the graph has nothing
+// more to offer (nodes VACUUM left unreachable, say), it switches to exact
+// passes over all slots: each pass keeps the best nodes not yet returned
+// whose value is not below the last one returned (first a thousand, eight
+// times more each later pass, bounded by work_mem), so the rest of the rows
+// still come out in exact order and a LIMIT is never cut short.
+//
+// After that, a pass over the slots returns the rows the graph does not
 // hold: zero vectors under cosine (distance NaN), then NULL vectors, the
 // order ORDER BY gives them. A NULL query (or a zero one under cosine)
-// returns every row in slot order. libravdb.hnsw_max_scan_tuples bounds the
-// nodes a scan expands; at the bound it returns what it has found, in order,
-// then those rows, and ends.
+// returns every row in slot order.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -43,8 +52,10 @@ using hn::Candidate;
 
 namespace {
 
-enum class Phase { Start, Graph, Isolated, Nulls, Done };
+enum class Phase { Start, Graph, Exact, Isolated, Nulls, Done };
 constexpr std::size_t kTailBatch = 4096;
+constexpr std::size_t kFirstCapacity = 1000;
+constexpr std::size_t kGrowth = 8;
 
 struct ScanCore {
     hn::MetaPage meta{};
@@ -60,6 +71,9 @@ struct ScanCore {
     bool query_null = false;
     uint64 tail_slot = 0;
     int ef = 40;
+    core::VisitedSet emitted;  // graph rows returned (the exact passes skip them)
+    std::size_t capacity = kFirstCapacity;
+    uint64 evaluated_at_start = 0;
 };
 
 struct ScanState {
@@ -89,8 +103,92 @@ void start_graph(ScanCore* sc) {
     cur.id = sc->meta.entry_point;
     for (int l = sc->meta.max_level; l > 0; l--) cur = hn::greedy_closest(g, cur, l, &sc->scratch);
     g.visit(cur.id);
-    sc->search.start(cur, static_cast<std::size_t>(sc->ef));
+    // Half of each round is yielded: enough for LIMIT k <= ef / 2 from the
+    // first round, and later rounds (a filter consuming rows) stay close to
+    // exact order.
+    sc->search.start(cur, static_cast<std::size_t>(sc->ef), static_cast<std::size_t>((sc->ef + 1) / 2));
     sc->phase = Phase::Graph;
+}
+
+std::size_t capacity_limit() {
+    return std::max<std::size_t>(kFirstCapacity, static_cast<std::size_t>(work_mem) * 1024 / sizeof(Candidate));
+}
+
+// One exact pass: the best `capacity` live nodes not yet returned whose
+// value is not below the last one returned, reading the slot pages in order
+// (each page once; a node that crosses a page boundary is read by the graph
+// store). Ends the phase when nothing more remains.
+void exact_pass(IndexScanDesc scan, ScanCore* sc) {
+    Relation index = scan->indexRelation;
+    const hn::MetaPage meta = guard_pg([&] { return read_meta(index); });
+    const hn::Layout l = hn::layout(meta);
+    PageGraph& g = *sc->graph;
+    const core::QueryCoder& coder = *sc->coder;
+    hn::MaxHeap best;
+    std::size_t more = 0;
+    auto offer = [&](Candidate& c) {
+        if (sc->emitted.contains(c.id) || c.flags != hn::kNodeLive) return;
+        if (c.key < sc->last_key || std::isnan(c.key)) return;
+        c.d = c.key;  // ordered by the reported value
+        if (best.size() < sc->capacity) {
+            best.push(c);
+            return;
+        }
+        more++;
+        if (hn::Closer()(c, best.top())) {
+            best.pop();
+            best.push(c);
+        }
+    };
+    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    for (uint64 p = 0; p < npages; p++) {
+        const BlockNumber blk = Stream::block_of(p);
+        Buffer buf;
+        guard_pg([&] {
+            CHECK_FOR_INTERRUPTS();
+            buf = ReadBuffer(index, blk);
+            LockBuffer(buf, BUFFER_LOCK_SHARE);
+            check_page(index, blk, BufferGetPage(buf), kMagic, kPageHnswData);
+        });
+        const uint8* data = reinterpret_cast<const uint8*>(page_data(BufferGetPage(buf)));
+        const uint64 page_start = p * meta.data_per_page;
+        uint64 slot = (page_start + meta.slot_size - 1) / meta.slot_size;
+        uint64 split = UINT64_MAX;  // a node whose code runs onto the next page
+        for (; slot < meta.n_slots && slot * meta.slot_size < page_start + meta.data_per_page; slot++) {
+            const uint32 off = static_cast<uint32>(slot * meta.slot_size - page_start);
+            if (off + l.links_offset > meta.data_per_page) {
+                split = slot;
+                continue;
+            }
+            hn::NodeHeader h;
+            std::memcpy(&h, data + off, sizeof h);
+            if (h.flags != hn::kNodeLive) continue;
+            Candidate c;
+            c.id = static_cast<uint32>(slot);
+            c.flags = h.flags;
+            c.tid = hn::tid_key(h);
+            const uint8* code = data + off + l.code_offset;
+            c.key = coder.exact() ? coder.value(code, h.norm) : coder.lower_bound(code, h.residual, h.norm);
+            offer(c);
+        }
+        UnlockReleaseBuffer(buf);
+        if (split != UINT64_MAX) {
+            Candidate c;
+            if (g.evaluate(static_cast<uint32>(split), &c)) {
+                c.id = static_cast<uint32>(split);
+                offer(c);
+            }
+        }
+    }
+    sc->batch.clear();
+    sc->next = 0;
+    sc->batch.resize(best.size());
+    for (std::size_t i = best.size(); i-- > 0;) {
+        sc->batch[i] = best.top();
+        best.pop();
+    }
+    if (more == 0) sc->phase = Phase::Isolated;
+    sc->capacity = std::min(sc->capacity * kGrowth, capacity_limit());
 }
 
 // Collects the next batch of slots with flags `want` (or, for a degenerate
@@ -148,14 +246,23 @@ bool refill(IndexScanDesc scan, ScanCore* sc) {
             case Phase::Graph: {
                 sc->batch.clear();
                 sc->next = 0;
-                std::size_t limit = static_cast<std::size_t>(std::max(0, max_scan_tuples_guc));
-                if (!sc->search.next_round(*sc->graph, &sc->batch, &sc->scratch, limit)) {
-                    sc->phase = Phase::Isolated;
+                // By the time a search has evaluated a tenth of the index, a
+                // pass over every node costs about as much as going on.
+                uint64 budget = static_cast<uint64>(std::max(0, max_scan_tuples_guc));
+                if (budget == 0 || budget > sc->meta.n_nodes / 10) budget = std::max<uint64>(sc->meta.n_nodes / 10, 1000);
+                if (max_scan_tuples_guc == 0) budget = UINT64_MAX;
+                if (sc->graph->evaluations() - sc->evaluated_at_start >= budget ||
+                    !sc->search.next_round(*sc->graph, &sc->batch, &sc->scratch, 0)) {
+                    sc->phase = Phase::Exact;
                     continue;
                 }
                 std::sort(sc->batch.begin(), sc->batch.end(), by_key);
                 return true;
             }
+            case Phase::Exact:
+                exact_pass(scan, sc);
+                if (!sc->batch.empty()) return true;
+                continue;
             case Phase::Isolated:
                 tail_batch(scan, sc, sc->degenerate, hn::kNodeIsolated, Phase::Nulls);
                 if (!sc->batch.empty()) return true;
@@ -198,6 +305,8 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
     sc->last_key = -std::numeric_limits<double>::infinity();
     sc->phase = Phase::Start;
     sc->tail_slot = 0;
+    sc->emitted.clear();
+    sc->capacity = kFirstCapacity;
     sc->ef = effective_ef_search(scan->indexRelation);
     LVector* q = orderby_vector(&scan->orderByData[0], static_cast<int>(sc->meta.dims));
     const auto metric = static_cast<core::distance::Metric>(sc->meta.metric);
@@ -208,6 +317,7 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
             sc->graph->reset(sc->meta);
         else
             sc->graph.reset(new PageGraph(scan->indexRelation, sc->meta));
+        sc->evaluated_at_start = sc->graph->evaluations();
         sc->search = hn::ResumableSearch<PageGraph>();
         sc->coder.reset();
         if (!sc->degenerate) {
@@ -228,6 +338,7 @@ bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
             if (graph_row) {
                 if (c.key < sc->last_key) continue;  // found late: below what was returned
                 sc->last_key = c.key;
+                sc->emitted.insert(c.id);
             }
             key_to_tid(c.tid, &scan->xs_heaptid);
             scan->xs_recheck = false;

@@ -145,8 +145,13 @@ template <class S>
 class ResumableSearch {
   public:
     // `entry` was visited and evaluated by the caller (after the descent).
-    void start(const Candidate& entry, std::size_t ef) {
+    // Each round searches with `ef` but yields only its best `yield` nodes
+    // (default: all ef); the rest wait in the pending set for the next
+    // round, which may still find nodes closer than them. Yielding less than
+    // ef keeps successive rounds closer to exact order.
+    void start(const Candidate& entry, std::size_t ef, std::size_t yield = 0) {
         ef_ = std::max<std::size_t>(ef, 1);
+        yield_ = yield == 0 ? ef_ : std::min(yield, ef_);
         cand_ = MinHeap();
         pending_ = MinHeap();
         cand_.push(entry);
@@ -194,6 +199,10 @@ class ResumableSearch {
             }
         }
         if (best.empty()) return false;
+        while (best.size() > yield_) {
+            pending_.push(best.top());
+            best.pop();
+        }
         std::size_t first = out->size();
         out->resize(first + best.size());
         for (std::size_t i = out->size(); i-- > first;) {
@@ -209,6 +218,7 @@ class ResumableSearch {
 
   private:
     std::size_t ef_ = 1;
+    std::size_t yield_ = 1;
     MinHeap cand_;     // evaluated, links not yet followed
     MinHeap pending_;  // evaluated, not yet yielded
     std::size_t expanded_ = 0;
