@@ -98,6 +98,7 @@ struct BuildGraph::Worker {
     std::unique_ptr<QueryCoder> coder;
     std::vector<std::uint32_t> scratch;
     std::vector<Candidate> found, chosen, merged, pruned;
+    std::vector<std::vector<Candidate>> found_at;  // insert(): per level
 
     explicit Worker(const BuildGraph* graph)
         : g(graph), stamp(graph->size(), 0), query(graph->dims_), pa(graph->dims_), pb(graph->dims_) {}
@@ -247,7 +248,10 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     for (const Candidate& c : found)
         if (c.id != id) w.merged.push_back(c);
     auto pair = [&](std::uint32_t a, std::uint32_t b) { return pair_distance(w, a, b); };
-    select_neighbours(w.merged, static_cast<std::size_t>(opts_.m), pair, chosen);
+    // Like pgvector (and unlike hnswlib, which gives a new node m), a new node
+    // gets as many links as its level allows, 2m at level 0: a denser base
+    // layer reaches a given recall with a smaller ef_search.
+    select_neighbours(w.merged, max_links(level), pair, chosen);
     const std::size_t cap = max_links(level);
     {
         std::lock_guard<std::mutex> hold(locks_->of(id));
@@ -257,11 +261,10 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
             *count = static_cast<std::uint32_t>(chosen->size());
             for (std::size_t i = 0; i < chosen->size(); i++) l[i] = (*chosen)[i].id;
         } else {
-            // Another thread got here first: it reached this node through a
-            // link made at a level above, found this level's list still
-            // empty and linked its own node here (often as its only link).
-            // Overwriting that link would cut its node off the graph, so
-            // merge, and prune like any full list.
+            // Another thread linked its node here before this list was
+            // written. insert() links levels bottom up so that this cannot
+            // happen; should it, overwriting that link could cut the other
+            // node off the graph, so merge, and prune like any full list.
             w.merged.assign(chosen->begin(), chosen->end());
             for (std::uint32_t i = 0; i < *count; i++) {
                 if (std::any_of(chosen->begin(), chosen->end(), [&](const Candidate& c) { return c.id == l[i]; }))
@@ -327,14 +330,24 @@ void BuildGraph::insert(Worker& w, std::uint32_t id) {
     cur.id = ep;
     for (int l = max_level; l > level; l--) cur = greedy_closest(w, cur, l, &w.scratch);
 
-    std::vector<Candidate> entry{cur};
-    for (int l = std::min(level, max_level); l >= 0; l--) {
+    // Search every level top down, then link bottom up: another thread can
+    // reach this node at a level only once it is linked there, and by then
+    // its lists at the levels below (where a search from it goes next) are
+    // written. Linked top down, a thread could descend from it into a level
+    // it has no links at yet and link its own node to it alone. A level's
+    // links neither read nor change another level's, so on one thread the
+    // graph is the same either way.
+    const int top_l = std::min(level, max_level);
+    if (w.found_at.size() < static_cast<std::size_t>(top_l) + 1) w.found_at.resize(top_l + 1);
+    const std::vector<Candidate>* entry = nullptr;
+    w.found.assign(1, cur);
+    for (int l = top_l; l >= 0; l--) {
+        entry = l == top_l ? &w.found : &w.found_at[l + 1];
         w.new_generation();
-        for (const Candidate& e : entry) w.visit(e.id);
-        search_layer(w, entry, l, static_cast<std::size_t>(opts_.ef_construction), &w.found, &w.scratch);
-        connect(w, id, l, w.found, &w.chosen);
-        entry = w.found;
+        for (const Candidate& e : *entry) w.visit(e.id);
+        search_layer(w, *entry, l, static_cast<std::size_t>(opts_.ef_construction), &w.found_at[l], &w.scratch);
     }
+    for (int l = 0; l <= top_l; l++) connect(w, id, l, w.found_at[l], &w.chosen);
     if (level > max_level) {
         entry_ = id;
         max_level_ = level;
