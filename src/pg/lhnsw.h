@@ -68,20 +68,17 @@ bool graphable(core::distance::Metric metric, const float* x, int dims);
 // under guard_pg, so an ERROR (a corrupted page, a cancel) becomes a C++
 // exception while core frames are live, re-raised at the entry point.
 //
-// A graph search touches a few thousand nodes, many on the same pages, so the
-// store keeps the pages it has read pinned (up to kMaxPins, then it lets all
-// go and starts over) and takes only the buffer content lock per access: no
-// buffer-mapping lookup for a page it has seen. Pins are released by
-// release(), which the owner calls on its normal path (end of scan, insert,
-// VACUUM); after an ERROR the resource owner releases them, so the
-// destructor must not.
+// A graph search touches a few thousand nodes on as many pages. Finding a
+// page through the buffer mapping table is most of a node read's cost, so
+// the store remembers, per block, the buffer that held it last time (in a
+// backend-local table that outlives the scan) and asks ReadRecentBuffer to
+// pin that buffer directly; only when the page has moved does it go through
+// ReadBuffer. One page is pinned at a time.
 class PageGraph {
   public:
-    static constexpr int kMaxPins = 1024;
     PageGraph(Relation index, const hn::MetaPage& meta);
     // Starts over for a new scan of the same index (metapage re-read).
     void reset(const hn::MetaPage& meta);
-    void release();
     // The query distances are measured from (not owned).
     void set_query(const core::QueryCoder* coder) { coder_ = coder; }
     void reset_visited();
@@ -89,7 +86,9 @@ class PageGraph {
     bool evaluate(uint32 id, hn::Candidate* c);
     void links(uint32 id, int level, std::vector<uint32>* out);
     bool visit(uint32 id);
-    void prefetch(uint32 id) const noexcept {}
+    // Prefetches the buffer descriptor and the start of the node, where the
+    // block's buffer is known: a hint to the CPU, harmless if stale.
+    void prefetch(uint32 id) const noexcept;
 
     // Header of a slot (kSlotFree for a slot past the end of the index).
     hn::NodeHeader header(uint32 id);
@@ -109,19 +108,15 @@ class PageGraph {
     uint64 evaluations() const { return evaluations_; }
 
   private:
-    // The pinned buffer holding data page `page` (pinning it on a miss).
-    Buffer pinned(uint64 page);
-    Buffer pin_slow(uint64 page, uint32 h);
+    // Pins the buffer holding data page `page`.
+    Buffer pin(uint64 page);
     // Calls fn(bytes) with bytes [from, to) of a slot: in place under a share
     // lock when they lie on one page, else copied into buf_.
     template <typename Fn>
     void with_bytes(uint32 slot, uint32 from, uint32 to, Fn&& fn);
 
-    static constexpr uint32 kCacheSlots = 4096;  // power of two, > 2 * kMaxPins
     Relation index_;
-    std::vector<BlockNumber> cache_blk_;
-    std::vector<Buffer> cache_buf_;
-    int pins_ = 0;
+    std::vector<Buffer>* recent_;  // per block: the buffer that held it (backend-local)
     hn::MetaPage meta_;
     hn::Layout layout_;
     Stream stream_;

@@ -174,7 +174,6 @@ Survey survey(Relation index, bool strict) {
         for (uint64 slot = 0; slot < meta.n_slots; slot++)
             if (sc->flags[slot] == hn::kNodeLive && !sc->seen[slot]) s.unreachable++;
     }
-    sc->graph->release();
     MemoryContextDelete(tmp);
     return s;
 }

@@ -90,7 +90,8 @@ struct InsertCore {
             merged.clear();
             for (const Candidate& c : found)
                 if (c.flags == hn::kNodeLive) merged.push_back(c);
-            hn::select_neighbours(merged, meta.m, [&](uint32 p, uint32 q) { return pair(p, q); },
+            // 2m at level 0, m above, as the build does.
+            hn::select_neighbours(merged, l == 0 ? 2u * meta.m : meta.m, [&](uint32 p, uint32 q) { return pair(p, q); },
                                   &chosen[static_cast<std::size_t>(l)]);
             if (!found.empty()) entry = found;
         }
@@ -284,7 +285,6 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
                 LRV_GUARDED(ic->link_back(e.id, lev, id, e.d));
     }
 
-    ic->graph->release();
     MemoryContextSwitchTo(old);
     MemoryContextDelete(tmp);
     return false;

@@ -12,6 +12,7 @@
 
 
 extern "C" {
+#include "storage/buf_internals.h"
 #include "utils/guc.h"
 }
 
@@ -110,9 +111,36 @@ bool graphable(core::distance::Metric metric, const float* x, int dims) {
 // ---------------------------------------------------------------------------
 // PageGraph
 
+namespace {
+
+// Backend-local: per index (by relfilenode, which REINDEX and TRUNCATE
+// change), the buffer each block was last found in. Only hints:
+// ReadRecentBuffer checks the buffer still holds the block.
+struct RecentBuffers {
+    Oid relfilenode;
+    Oid spc;
+    std::vector<Buffer> buffers;
+};
+constexpr int kRecentIndexes = 8;
+RecentBuffers recent_table[kRecentIndexes];
+int recent_clock = 0;
+
+std::vector<Buffer>* recent_for(Relation index) {
+    const Oid node = index->rd_node.relNode, spc = index->rd_node.spcNode;
+    for (auto& r : recent_table)
+        if (r.relfilenode == node && r.spc == spc && node != InvalidOid) return &r.buffers;
+    RecentBuffers& r = recent_table[recent_clock++ % kRecentIndexes];
+    r.relfilenode = node;
+    r.spc = spc;
+    r.buffers.clear();
+    return &r.buffers;
+}
+
+}  // namespace
+
 PageGraph::PageGraph(Relation index, const MetaPage& meta)
-    : index_(index), cache_blk_(kCacheSlots, InvalidBlockNumber), cache_buf_(kCacheSlots, InvalidBuffer),
-      meta_(meta), layout_(hn::layout(meta)), stream_(slot_stream(index, meta)) {
+    : index_(index), recent_(recent_for(index)), meta_(meta), layout_(hn::layout(meta)),
+      stream_(slot_stream(index, meta)) {
     buf_.resize(layout_.slot_size);
     ids_.resize(2 * static_cast<std::size_t>(meta.m));
 }
@@ -120,55 +148,56 @@ PageGraph::PageGraph(Relation index, const MetaPage& meta)
 void PageGraph::reset(const MetaPage& meta) {
     meta_ = meta;
     stream_ = slot_stream(index_, meta);
+    recent_ = recent_for(index_);
     reset_visited();
-}
-
-void PageGraph::release() {
-    for (uint32 i = 0; i < kCacheSlots; i++) {
-        if (cache_blk_[i] == InvalidBlockNumber) continue;
-        ReleaseBuffer(cache_buf_[i]);
-        cache_blk_[i] = InvalidBlockNumber;
-    }
-    pins_ = 0;
 }
 
 void PageGraph::reset_visited() { visited_.clear(); }
 
+void PageGraph::prefetch(uint32 id) const noexcept {
+    const uint64 start = static_cast<uint64>(id) * meta_.slot_size;
+    const BlockNumber blk = Stream::block_of(start / meta_.data_per_page);
+    if (blk >= recent_->size()) return;
+    const Buffer hint = (*recent_)[blk];
+    if (hint <= 0) return;
+    __builtin_prefetch(GetBufferDescriptor(hint - 1));
+    const char* node = static_cast<const char*>(BufferGetBlock(hint)) + kPageHeaderSize + start % meta_.data_per_page;
+    for (uint32 b = 0; b < layout_.links_offset; b += 64) __builtin_prefetch(node + b);
+}
+
 bool PageGraph::visit(uint32 id) { return visited_.insert(id); }
 
-Buffer PageGraph::pin_slow(uint64 page, uint32 h) {
+inline Buffer PageGraph::pin(uint64 page) {
     const BlockNumber blk = Stream::block_of(page);
+    Buffer buf = InvalidBuffer;
     guard_pg([&] {
-        if (pins_ >= kMaxPins) release();
-        Buffer buf = ReadBuffer(index_, blk);
+        if (blk < recent_->size()) {
+            Buffer hint = (*recent_)[blk];
+            if (hint != InvalidBuffer && ReadRecentBuffer(index_->rd_node, MAIN_FORKNUM, blk, hint)) {
+                buf = hint;
+                return;
+            }
+        } else {
+            recent_->resize(static_cast<std::size_t>(blk) + 64, InvalidBuffer);
+        }
+        buf = ReadBuffer(index_, blk);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
         Page pg = BufferGetPage(buf);
         if (unlikely(PageIsNew(pg) || PageGetSpecialSize(pg) != kSpecialSize || page_opaque(pg)->magic != kMagic ||
                      page_opaque(pg)->kind != kPageHnswData)) {
-            UnlockReleaseBuffer(buf);
-            // Read again to report it with the page in hand.
-            buf = ReadBuffer(index_, blk);
-            LockBuffer(buf, BUFFER_LOCK_SHARE);
-            check_page(index_, blk, BufferGetPage(buf), kMagic, kPageHnswData);
+            Buffer bad = buf;
+            buf = InvalidBuffer;
+            // check_page raises; release the page first so the error path
+            // owns nothing of ours.
+            PGAlignedBlock copy;
+            std::memcpy(copy.data, BufferGetPage(bad), BLCKSZ);
+            UnlockReleaseBuffer(bad);
+            check_page(index_, blk, static_cast<Page>(copy.data), kMagic, kPageHnswData);
         }
         LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-        // The slot may have moved if release() emptied the table.
-        uint32 i = h;
-        while (cache_blk_[i] != InvalidBlockNumber) i = (i + 1) & (kCacheSlots - 1);
-        cache_blk_[i] = blk;
-        cache_buf_[i] = buf;
-        pins_++;
+        (*recent_)[blk] = buf;
     });
-    return pinned(page);
-}
-
-inline Buffer PageGraph::pinned(uint64 page) {
-    const BlockNumber blk = Stream::block_of(page);
-    uint32 h = (blk * 2654435761u) & (kCacheSlots - 1);
-    for (uint32 i = h;; i = (i + 1) & (kCacheSlots - 1)) {
-        if (cache_blk_[i] == blk) return cache_buf_[i];
-        if (cache_blk_[i] == InvalidBlockNumber) return pin_slow(page, h);
-    }
+    return buf;
 }
 
 template <typename Fn>
@@ -178,10 +207,10 @@ void PageGraph::with_bytes(uint32 slot, uint32 from, uint32 to, Fn&& fn) {
     const uint64 page = start / meta_.data_per_page;
     const uint32 off = static_cast<uint32>(start % meta_.data_per_page);
     if (off + (to - from) <= meta_.data_per_page) {
-        Buffer buf = pinned(page);
+        Buffer buf = pin(page);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
         fn(reinterpret_cast<const uint8*>(page_data(BufferGetPage(buf))) + off);
-        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        UnlockReleaseBuffer(buf);
         return;
     }
     // Crosses pages: copy piece by piece.
@@ -190,10 +219,10 @@ void PageGraph::with_bytes(uint32 slot, uint32 from, uint32 to, Fn&& fn) {
         const uint64 p = b / meta_.data_per_page;
         const uint32 o = static_cast<uint32>(b % meta_.data_per_page);
         const uint32 take = static_cast<uint32>(std::min<uint64>(start + (to - from) - b, meta_.data_per_page - o));
-        Buffer buf = pinned(p);
+        Buffer buf = pin(p);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
         std::memcpy(out + (b - start), page_data(BufferGetPage(buf)) + o, take);
-        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+        UnlockReleaseBuffer(buf);
         b += take;
     }
     fn(static_cast<const uint8*>(buf_.data()));
@@ -210,20 +239,57 @@ NodeHeader PageGraph::header(uint32 id) {
 }
 
 bool PageGraph::evaluate(uint32 id, Candidate* c) {
-    bool ok = false;
     evaluations_++;
-    with_bytes(id, 0, layout_.links_offset, [&](const uint8* node) {
-        NodeHeader h;
-        std::memcpy(&h, node, sizeof h);
-        if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) return;
+    if (unlikely((++reads_ & 255) == 0)) guard_pg([] { CHECK_FOR_INTERRUPTS(); });
+    const uint64 start = static_cast<uint64>(id) * meta_.slot_size;
+    uint64 page = start / meta_.data_per_page;
+    const uint32 off = static_cast<uint32>(start % meta_.data_per_page);
+    Buffer buf = pin(page);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    const uint8* node = reinterpret_cast<const uint8*>(page_data(BufferGetPage(buf))) + off;
+    NodeHeader h;
+    std::memcpy(&h, node, sizeof h);
+    if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) {
+        UnlockReleaseBuffer(buf);
+        return false;
+    }
+    c->flags = h.flags;
+    c->tid = hn::tid_key(h);
+    if (off + layout_.links_offset <= meta_.data_per_page) {
+        // The usual case: header and code on one page, read in place.
         const uint8* code = node + layout_.code_offset;
         c->d = coder_->value(code, h.norm);
         c->key = coder_->exact() ? c->d : coder_->lower_bound(code, h.residual, h.norm);
-        c->flags = h.flags;
-        c->tid = hn::tid_key(h);
-        ok = true;
-    });
-    return ok;
+        c->exact = coder_->exact();
+        UnlockReleaseBuffer(buf);
+        return true;
+    }
+    // The code crosses into the next page(s): sum it piece by piece (page
+    // boundaries fall between elements, see FORMAT.md) rather than copy it.
+    // The sum is then not bit for bit the operator's, so the key is a lower
+    // bound and the executor rechecks the row.
+    const std::size_t elem = layout_.code_bytes / meta_.dims;
+    core::QueryCoder::Sums sums;
+    std::size_t done = 0;  // elements summed
+    uint32 pos = off + layout_.code_offset;
+    for (;;) {
+        const std::size_t avail = pos < meta_.data_per_page ? (meta_.data_per_page - pos) / elem : 0;
+        const std::size_t n = std::min<std::size_t>(avail, meta_.dims - done);
+        if (n > 0)
+            sums = core::QueryCoder::add(
+                sums, coder_->sums(reinterpret_cast<const uint8*>(page_data(BufferGetPage(buf))) + pos, done, n));
+        done += n;
+        UnlockReleaseBuffer(buf);
+        if (done >= meta_.dims) break;
+        pos = pos >= meta_.data_per_page ? pos - meta_.data_per_page : 0;
+        page++;
+        buf = pin(page);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+    }
+    c->d = coder_->value_split(sums, h.norm);
+    c->key = coder_->lower_bound_split(sums, h.residual, h.norm);
+    c->exact = false;
+    return true;
 }
 
 bool PageGraph::links_location(uint32 id, int level, uint32* slot, uint32* from, uint32* to) {

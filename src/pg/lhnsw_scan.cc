@@ -169,6 +169,7 @@ void exact_pass(IndexScanDesc scan, ScanCore* sc) {
             c.tid = hn::tid_key(h);
             const uint8* code = data + off + l.code_offset;
             c.key = coder.exact() ? coder.value(code, h.norm) : coder.lower_bound(code, h.residual, h.norm);
+            c.exact = coder.exact();
             offer(c);
         }
         UnlockReleaseBuffer(buf);
@@ -342,7 +343,7 @@ bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
             }
             key_to_tid(c.tid, &scan->xs_heaptid);
             scan->xs_recheck = false;
-            scan->xs_recheckorderby = graph_row && !sc->coder->exact();
+            scan->xs_recheckorderby = graph_row && !c.exact;
             scan->xs_orderbyvals[0] = Float8GetDatum(c.key);
             scan->xs_orderbynulls[0] = sc->query_null || c.flags == hn::kNodeNull;
             return true;
@@ -357,7 +358,6 @@ void end_scan(IndexScanDesc scan) {
     auto* st = static_cast<ScanState*>(scan->opaque);
     st->core->batch.clear();
     st->core->batch.shrink_to_fit();
-    if (st->core->graph) st->core->graph->release();
 }
 
 }  // namespace lrv::pg::lhnsw

@@ -262,7 +262,6 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
         UnlockReleaseBuffer(metabuf);
     }
 
-    vc->graph->release();
     stats->num_index_tuples = static_cast<double>(live);
     stats->num_pages = RelationGetNumberOfBlocks(index);
     MemoryContextSwitchTo(old);

@@ -76,6 +76,8 @@ class QueryCoder {
     Sums sums(const std::uint8_t* code, std::size_t first, std::size_t count) const noexcept;
     static Sums add(const Sums& x, const Sums& y) noexcept;
     double lower_bound_split(const Sums& s, float residual, float norm) const noexcept;
+    // The value for summed pieces (approximate: not bit for bit value()).
+    double value_split(const Sums& s, float norm) const noexcept { return value_from(s, norm); }
     std::size_t dims() const noexcept { return dims_; }
     QuantizerKind kind() const noexcept { return p_.kind; }
 

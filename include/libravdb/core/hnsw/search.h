@@ -33,6 +33,7 @@ struct Candidate {
     double key = 0;   // what a scan reports (lower bound of the exact value)
     std::uint32_t id = kNone;
     std::uint16_t flags = 0;
+    bool exact = true;      // key is the exact ORDER BY value (else a lower bound)
     std::uint64_t tid = 0;  // heap tuple, for stores that know it
 };
 
