@@ -92,7 +92,7 @@ struct InsertCore {
                 if (c.flags == hn::kNodeLive) merged.push_back(c);
             // 2m at level 0, m above, as the build does.
             hn::select_neighbours(merged, l == 0 ? 2u * meta.m : meta.m, [&](uint32 p, uint32 q) { return pair(p, q); },
-                                  &chosen[static_cast<std::size_t>(l)]);
+                                  &chosen[static_cast<std::size_t>(l)], true);
             if (!found.empty()) entry = found;
         }
     }
@@ -129,7 +129,8 @@ struct InsertCore {
                     merged.push_back(c);
                 }
                 std::sort(merged.begin(), merged.end(), hn::Closer());
-                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
+                // Filled back to cap, as the build does (graph.cc, connect).
+                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned, true);
                 std::fill(next.begin(), next.end(), hn::kNone);
                 for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
             }

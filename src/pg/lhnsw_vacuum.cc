@@ -96,7 +96,7 @@ struct VacuumCore {
                 merged.push_back(c);
             }
             std::sort(merged.begin(), merged.end(), hn::Closer());
-            hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
+            hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned, true);
             next.assign(cap, hn::kNone);
             for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
             bool written = false;

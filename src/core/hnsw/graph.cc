@@ -251,7 +251,10 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     // Like pgvector (and unlike hnswlib, which gives a new node m), a new node
     // gets as many links as its level allows, 2m at level 0: a denser base
     // layer reaches a given recall with a smaller ef_search.
-    select_neighbours(w.merged, max_links(level), pair, chosen);
+    // Filled: around a hub (a point closer to everyone than they are to each
+    // other) the heuristic alone would keep just the hub, and the node would
+    // have no other way in or out.
+    select_neighbours(w.merged, max_links(level), pair, chosen, true);
     const std::size_t cap = max_links(level);
     {
         std::lock_guard<std::mutex> hold(locks_->of(id));
@@ -275,7 +278,7 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
                 w.merged.push_back(c);
             }
             std::sort(w.merged.begin(), w.merged.end(), Closer());
-            select_neighbours(w.merged, cap, pair, &w.pruned);
+            select_neighbours(w.merged, cap, pair, &w.pruned, true);
             *count = static_cast<std::uint32_t>(w.pruned.size());
             for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
         }
@@ -302,7 +305,10 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
             w.merged.push_back(c);
         }
         std::sort(w.merged.begin(), w.merged.end(), Closer());
-        select_neighbours(w.merged, cap, pair, &w.pruned);
+        // Filled back to `cap`: pruning here removes in-links, and a list
+        // the heuristic shrinks to a few (around a hub) strands the nodes
+        // it dropped.
+        select_neighbours(w.merged, cap, pair, &w.pruned, true);
         *count = static_cast<std::uint32_t>(w.pruned.size());
         for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
     }

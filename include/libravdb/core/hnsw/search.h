@@ -113,15 +113,24 @@ void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::siz
 // links pointing in different directions, which is what makes the graph
 // navigable across clusters. `sorted` is ascending by distance to the base;
 // pair(a, b) is the distance between two candidates' nodes.
+//
+// With `fill`, slots the heuristic left empty are filled with the closest
+// candidates it dropped (the paper's keepPrunedConnections). Without it, a
+// node near the centre of the data (or a run of duplicates) that is closer
+// to everyone than they are to each other makes every list keep that node
+// alone, and parts of the graph become unreachable.
 template <class PairDistance>
 void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
-                       std::vector<Candidate>* out) {
+                       std::vector<Candidate>* out, bool fill = false) {
     out->clear();
     if (sorted.size() <= max_links) {
         *out = sorted;
         return;
     }
-    for (const Candidate& c : sorted) {
+    std::size_t dropped_first = sorted.size();  // index of the first dropped candidate
+    std::vector<std::uint8_t> kept(fill ? sorted.size() : 0, 0);
+    for (std::size_t i = 0; i < sorted.size(); i++) {
+        const Candidate& c = sorted[i];
         bool keep = true;
         for (const Candidate& k : *out) {
             if (pair(c.id, k.id) < c.d) {
@@ -131,9 +140,15 @@ void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_lin
         }
         if (keep) {
             out->push_back(c);
+            if (fill) kept[i] = 1;
             if (out->size() >= max_links) break;
+        } else if (dropped_first == sorted.size()) {
+            dropped_first = i;
         }
     }
+    if (!fill) return;
+    for (std::size_t i = dropped_first; i < sorted.size() && out->size() < max_links; i++)
+        if (!kept[i]) out->push_back(sorted[i]);
 }
 
 // A level-0 search that can be resumed: each round yields the next `ef`
