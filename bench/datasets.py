@@ -29,6 +29,8 @@ from typing import Optional
 
 import numpy as np
 
+import progress
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"   # Debian's dataset-fashion-mnist
 FASHION_MNIST_LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -352,10 +354,11 @@ def distances_to(query: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray
 
 
 def brute_force_topk(queries: np.ndarray, base: np.ndarray, metric: str, k: int = GT_K,
-                     budget_bytes: int = 256 << 20) -> tuple:
+                     budget_bytes: int = 256 << 20, progress_log=None) -> tuple:
     """Exact top-k (ids, distances), sorted by distance then id. Works in blocks
     of queries x base rows so the float64 distance block stays under
-    budget_bytes whatever the data set size."""
+    budget_bytes whatever the data set size. With progress_log, a long
+    computation reports the blocks done every few seconds."""
     nq, n = len(queries), len(base)
     k = min(k, n)
     # A float64 copy of a base block and the queries x base distance block
@@ -365,6 +368,9 @@ def brute_force_topk(queries: np.ndarray, base: np.ndarray, metric: str, k: int 
     query_block = max(1, min(nq, budget_bytes // (8 * base_block)))
     ids = np.empty((nq, k), dtype=np.int64)
     dists = np.empty((nq, k), dtype=np.float64)
+    steps = -(-nq // query_block) * -(-n // base_block)
+    prog = progress.LoopProgress(steps, progress_log, what="ground truth blocks") if progress_log else None
+    step = 0
     for q0 in range(0, nq, query_block):
         q1 = min(nq, q0 + query_block)
         best_d = np.full((q1 - q0, 0), np.inf)
@@ -379,6 +385,9 @@ def brute_force_topk(queries: np.ndarray, base: np.ndarray, metric: str, k: int 
                 cand_d = np.take_along_axis(cand_d, part, 1)
                 cand_i = np.take_along_axis(cand_i, part, 1)
             best_d, best_i = cand_d, cand_i
+            step += 1
+            if prog:
+                prog.tick(step)
         # Sort by distance, ties by id, so the output does not depend on blocking.
         order = np.lexsort((best_i, best_d), axis=1)
         ids[q0:q1] = np.take_along_axis(best_i, order, 1)
@@ -404,7 +413,7 @@ def ground_truth(ds: Dataset, metric: str, n_queries: int, k: int = GT_K) -> tup
         stem = os.path.join(gt_dir, f"{prefix}{best}")
         return np.load(stem + "-ids.npy")[:n_queries], np.load(stem + "-dist.npy")[:n_queries]
     log(f"computing exact ground truth: {metric}, {n_queries} queries x {n} rows")
-    ids, dists = brute_force_topk(ds.queries[:n_queries], ds.base, metric, k)
+    ids, dists = brute_force_topk(ds.queries[:n_queries], ds.base, metric, k, progress_log=log)
     stem = os.path.join(gt_dir, f"{prefix}{n_queries}")
     _save_atomic(stem + "-dist.npy", dists)
     _save_atomic(stem + "-ids.npy", ids)

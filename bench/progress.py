@@ -76,9 +76,10 @@ class LoopProgress:
     """Call tick(done) after each query; logs 'done/total' when interval
     seconds passed since the last line."""
 
-    def __init__(self, total: int, log: Callable, what: str = "queries", interval_s: float = INTERVAL_S,
+    def __init__(self, total: int, log: Callable, what: str = "queries", interval_s: Optional[float] = None,
                  clock: Callable = time.perf_counter):
-        self.total, self.log, self.what, self.interval_s, self.clock = total, log, what, interval_s, clock
+        self.total, self.log, self.what, self.clock = total, log, what, clock
+        self.interval_s = INTERVAL_S if interval_s is None else interval_s
         self.t0 = self.last = clock()
 
     def tick(self, done: int) -> None:

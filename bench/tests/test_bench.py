@@ -443,6 +443,15 @@ class GroundTruthTest(TempCache):
         _, d = datasets.brute_force_topk(queries, base, "cosine", 300)
         self.assertTrue(np.all(np.isinf(d[:, -1])))            # the zero vector sorts last
 
+    def test_progress_of_a_long_computation(self):
+        lines = []
+        rng = np.random.default_rng(8)
+        q, b = rng.normal(size=(5, 4)).astype(np.float32), rng.normal(size=(50, 4)).astype(np.float32)
+        with unittest.mock.patch.object(progress, "INTERVAL_S", 0.0):   # a line per block
+            ids, _ = datasets.brute_force_topk(q, b, "l2", 5, budget_bytes=4096, progress_log=lines.append)
+        np.testing.assert_array_equal(ids, naive_topk(q, b, "l2", 5)[0])
+        self.assertTrue(lines and lines[0].startswith("  ground truth blocks: 1/"))
+
     def test_k_larger_than_base(self):
         ids, d = datasets.brute_force_topk(np.ones((2, 3), np.float32), np.eye(3, dtype=np.float32), "ip", 100)
         self.assertEqual(ids.shape, (2, 3))
