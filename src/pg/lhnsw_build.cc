@@ -161,7 +161,8 @@ int build_threads() { return 1 + std::max(0, max_parallel_maintenance_workers); 
 // nodes, then upper slots in node order.
 void write_graph(Relation index, MetaPage* meta, const core::hnsw::BuildGraph& g, const std::vector<uint64>& nulls,
                  const std::vector<uint64>& isolated,
-                 const std::vector<uint8>* stored_codes, const std::vector<float>* stored_residuals) {
+                 const std::vector<uint8>* stored_codes, const std::vector<float>* stored_residuals,
+                 bool encode_floats) {
     const hn::Layout l = hn::layout(*meta);
     const uint32 n = static_cast<uint32>(g.size());
     // Plain Postgres style (CHECK_FOR_INTERRUPTS below): no C++ object with a
@@ -189,12 +190,16 @@ void write_graph(Relation index, MetaPage* meta, const core::hnsw::BuildGraph& g
         h.flags = hn::kNodeLive;
         h.residual = stored_residuals ? (*stored_residuals)[id] : g.residual(id);
         h.norm = g.norm(id);
+        if (encode_floats)
+            h.residual = core::encode(quantizer_params(*meta), static_cast<core::distance::Metric>(meta->metric),
+                                      reinterpret_cast<const float*>(g.code(id)), meta->dims, slot + l.code_offset);
         h.level = static_cast<uint8>(g.level(id));
         h.owner = hn::kNone;
         h.upper = g.level(id) > 0 ? next_upper : hn::kNone;
         next_upper += hn::upper_slots_needed(l, g.level(id));
         std::memcpy(slot, &h, sizeof h);
-        std::memcpy(slot + l.code_offset, stored_codes ? stored_codes->data() + id * cb : g.code(id), cb);
+        if (!encode_floats)
+            std::memcpy(slot + l.code_offset, stored_codes ? stored_codes->data() + id * cb : g.code(id), cb);
         links_at(id, 0, reinterpret_cast<uint32*>(slot + l.links_offset), 2 * l.m);
         stream_build_append(out, slot, l.slot_size);
     }
@@ -295,10 +300,16 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     const std::size_t need_stored = core::hnsw::BuildGraph::estimate_bytes(rows, st->meta.dims, stored, st->meta.m);
     const std::size_t need_sq8 =
         core::hnsw::BuildGraph::estimate_bytes(rows, st->meta.dims, core::QuantizerKind::Sq8, st->meta.m);
-    // Build on sq8 codes when the stored form would not fit.
-    core::QuantizerKind in_memory = stored;
-    if (stored != core::QuantizerKind::Sq8 && need_stored > budget) {
-        in_memory = core::QuantizerKind::Sq8;
+    // The graph is built on exact float32 vectors when they fit in
+    // maintenance_work_mem (even for an fp16 or sq8 index: a better graph,
+    // and distances between two nodes need no decoding), else on the stored
+    // codes, else on sq8 codes with a second heap pass for what the index
+    // stores.
+    const std::size_t need_float =
+        core::hnsw::BuildGraph::estimate_bytes(rows, st->meta.dims, core::QuantizerKind::None, st->meta.m);
+    core::QuantizerKind in_memory = core::QuantizerKind::None;
+    if (need_float > budget) in_memory = need_stored <= budget ? stored : core::QuantizerKind::Sq8;
+    if (in_memory == core::QuantizerKind::Sq8 && stored != core::QuantizerKind::Sq8) {
         ereport(NOTICE,
                 (errmsg("lhnsw graph of about %zu MB does not fit in maintenance_work_mem (%d MB); building it on "
                         "sq8 codes (about %zu MB) and reading the table twice",
@@ -311,12 +322,13 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
 
     core::QuantizerParams graph_qp;
     graph_qp.kind = in_memory;
-    if (in_memory == core::QuantizerKind::Sq8) {
+    if (in_memory == core::QuantizerKind::Sq8 || stored == core::QuantizerKind::Sq8) {
         pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRange);
         table_index_build_scan(heap, index, info, true, true, range_callback, st, nullptr);
-        graph_qp = core::sq8_from_range(st->lo, st->hi);
-        st->meta.sq_lo = graph_qp.lo;  // used by the index only when it stores sq8
-        st->meta.sq_step = graph_qp.step;
+        core::QuantizerParams range = core::sq8_from_range(st->lo, st->hi);
+        if (in_memory == core::QuantizerKind::Sq8) graph_qp = range;
+        st->meta.sq_lo = range.lo;  // used by the index only when it stores sq8
+        st->meta.sq_step = range.step;
     }
 
     auto* owner = static_cast<BuildOwner*>(palloc0(sizeof(BuildOwner)));
@@ -350,7 +362,9 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
         });
     }));
 
-    const bool restore = in_memory != stored;
+    // Stored codes differ from the graph's: encoded from its float32 vectors
+    // while writing, or (graph on sq8) read from the heap again.
+    const bool restore = in_memory != stored && in_memory != core::QuantizerKind::None;
     if (restore) {
         // Graph on sq8 codes: read the heap again for the vectors the index stores.
         LRV_GUARDED({
@@ -369,7 +383,8 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseWrite);
     write_graph(index, &st->meta, *bc->graph, bc->nulls, bc->isolated, restore ? &bc->stored_codes : nullptr,
-                restore ? &bc->stored_residuals : nullptr);
+                restore ? &bc->stored_residuals : nullptr,
+                in_memory == core::QuantizerKind::None && stored != core::QuantizerKind::None);
     destroy_build(owner);
 
     Buffer buf = ReadBuffer(index, kMetaBlock);

@@ -129,8 +129,8 @@ struct InsertCore {
                     merged.push_back(c);
                 }
                 std::sort(merged.begin(), merged.end(), hn::Closer());
-                // Filled back to cap, as the build does (graph.cc, connect).
-                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned, true);
+                // Not filled, as in the build (graph.cc, connect).
+                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
                 std::fill(next.begin(), next.end(), hn::kNone);
                 for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
             }

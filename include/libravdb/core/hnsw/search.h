@@ -50,6 +50,17 @@ struct Farther {
 using MinHeap = std::priority_queue<Candidate, std::vector<Candidate>, Farther>;
 using MaxHeap = std::priority_queue<Candidate, std::vector<Candidate>, Closer>;
 
+// Keeps the links not visited yet (marking them visited) and prefetches
+// them, so their memory loads overlap the distances computed before them.
+template <class S>
+inline void unvisited(S& s, std::vector<std::uint32_t>* ids) {
+    std::size_t k = 0;
+    for (std::uint32_t n : *ids)
+        if (s.visit(n)) (*ids)[k++] = n;
+    ids->resize(k);
+    for (std::uint32_t n : *ids) s.prefetch(n);
+}
+
 // Greedy descent at one level (ef = 1): the closest node reachable by always
 // moving to a closer neighbour.
 template <class S>
@@ -87,9 +98,8 @@ void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::siz
         if (best.size() >= ef && Closer()(best.top(), c)) break;
         cand.pop();
         s.links(c.id, level, scratch);
-        for (std::uint32_t n : *scratch) s.prefetch(n);
+        unvisited(s, scratch);
         for (std::uint32_t n : *scratch) {
-            if (!s.visit(n)) continue;
             Candidate x;
             if (!s.evaluate(n, &x)) continue;
             x.id = n;
@@ -196,9 +206,8 @@ class ResumableSearch {
             cand_.pop();
             expanded_++;
             s.links(c.id, 0, scratch);
-            for (std::uint32_t n : *scratch) s.prefetch(n);
+            unvisited(s, scratch);
             for (std::uint32_t n : *scratch) {
-                if (!s.visit(n)) continue;
                 Candidate x;
                 if (!s.evaluate(n, &x)) continue;
                 x.id = n;
