@@ -118,8 +118,12 @@ struct BuildGraph::Worker {
     }
 
     // The store interface of search.h.
+    // The query's squared norm and extra coordinate (inner product builds).
+    double q_norm2 = 0, q_extra = 0;
+
     bool evaluate(std::uint32_t id, Candidate* c) {
         c->d = coder->value(g->code(id), g->norms_[id]);
+        if (g->mips_) c->d = g->mips_distance(c->d, q_norm2, q_extra, id);
         c->key = c->d;
         c->flags = kNodeLive;
         return true;
@@ -278,7 +282,20 @@ double sq8_pair_value(Metric metric, const QuantizerParams& qp, const std::uint8
 
 }  // namespace
 
+double BuildGraph::mips_distance(double neg_dot, double a_norm2, double a_extra, std::uint32_t b) const noexcept {
+    const double nb = norms_[b], eb = extra_[b];
+    return a_norm2 + nb * nb + 2 * neg_dot + (a_extra - eb) * (a_extra - eb);
+}
+
 double BuildGraph::pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) const {
+    if (mips_) {
+        const double na = norms_[a];
+        return mips_distance(pair_value(w, a, b), na * na, extra_[a], b);
+    }
+    return pair_value(w, a, b);
+}
+
+double BuildGraph::pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const {
     if (qp_.kind == QuantizerKind::None)
         return metric_value(metric_, reinterpret_cast<const float*>(code(a)), reinterpret_cast<const float*>(code(b)),
                             dims_);
@@ -372,6 +389,10 @@ void BuildGraph::insert(Worker& w, std::uint32_t id) {
     // floats without a quantizer).
     decode(qp_, code(id), dims_, w.query.data());
     w.set_query(w.query.data());
+    if (mips_) {
+        w.q_norm2 = static_cast<double>(norms_[id]) * norms_[id];
+        w.q_extra = extra_[id];
+    }
 
     std::unique_lock<std::mutex> top(locks_->entry);
     std::uint32_t ep = entry_;
@@ -415,6 +436,14 @@ void BuildGraph::insert(Worker& w, std::uint32_t id) {
 void BuildGraph::link_all(int threads, const std::function<void(std::size_t done)>& poll) {
     const std::size_t n = size();
     if (linked_ >= n) return;
+    if (metric_ == Metric::InnerProduct) {
+        mips_ = true;
+        double top = 0;
+        for (float x : norms_) top = std::max<double>(top, x);
+        extra_.resize(n);
+        for (std::size_t i = 0; i < n; i++)
+            extra_[i] = static_cast<float>(std::sqrt(std::max(0.0, top * top - static_cast<double>(norms_[i]) * norms_[i])));
+    }
     threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<std::size_t>(n - linked_, 64))));
     std::atomic<std::size_t> next{linked_};
     std::atomic<std::size_t> done{0};
@@ -489,6 +518,10 @@ std::vector<Candidate> BuildGraph::search(const float* q, std::size_t k, std::si
     if (entry_ == kNone) return out;
     Worker w(this);
     w.set_query(q);
+    if (mips_) {
+        w.q_norm2 = static_cast<double>(vector_norm(q, dims_)) * vector_norm(q, dims_);
+        w.q_extra = 0;
+    }
     Candidate cur;
     w.evaluate(entry_, &cur);
     cur.id = entry_;
