@@ -125,6 +125,20 @@ check_ok('fm_small', 3000);
 my $r_small = recall('fm_small', '<=>');
 cmp_ok($r_small, '>=', 0.85, 'low maintenance_work_mem build: mean recall@10 >= 0.85');
 
+# statement_timeout stops a build while the core threads link the graph:
+# m = 100 and ef_construction = 1000 on 3000 rows takes seconds, the
+# timeout is 200 ms. The error is the timeout's (57014), nothing is left
+# behind, and the server goes on.
+my $t0 = time;
+($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\n"
+	  . q{SET statement_timeout = '200ms'; CREATE INDEX fm_slow ON fm USING lhnsw (v lvector_l2_ops) WITH (m = 100, ef_construction = 1000)});
+isnt($ret, 0, 'a build past statement_timeout fails');
+like($stderr, qr/ERROR:  57014: canceling statement due to statement timeout/, 'with the timeout error, SQLSTATE 57014');
+cmp_ok(time - $t0, '<', 10, 'and promptly');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = 'fm_slow'}), '0', 'no index is left behind');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM fm}), '3000', 'the server answers afterwards');
+
 $node->stop;
 log_has_no_crash($node);
 
