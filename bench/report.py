@@ -67,7 +67,8 @@ def header_markdown(env: dict) -> str:
         f"{env['queries']} queries (+{env['warmup']} warm-up), k = {env['k']}"
         + (f", fastest of {env['repeat']} rounds" if env.get("repeat", 1) > 1 else ""),
         f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}"
-        + (f"; harness from commit {env['source']}" if env.get("source") else "") + "); "
+        + (f"; harness from commit {env['source']}" if env.get("source") else "")
+        + (f"; extension {env['extension_build']}" if env.get("extension_build") else "") + "); "
         f"pgvector {s['pgvector'] or 'not installed'}",
         "- settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
         "- search defaults (points set their own sweep on top): "
@@ -264,7 +265,7 @@ def curves_markdown(curves: list) -> str:
         rows.append("| " + " | ".join(cells) + " |")
     note = ("\nQPS at a recall level is read off each recall/QPS curve (its Pareto frontier), "
             "interpolated between the points around the level (linear in recall and log QPS); "
-            "≥ marks a curve whose slowest point is already above the level (a lower bound, ratio ~), "
+            "≥ marks a curve whose fastest (least accurate) point is already above the level (a lower bound, ratio ~), "
             "'not reached' a curve that never gets there. Ratios are ours / theirs from this run; "
             "the ceiling is the in-process library (no SQL, one thread).\n")
     return "\n".join(rows) + "\n" + note

@@ -173,21 +173,35 @@ def scaling_spec(dataset: str, n: int) -> str:
 
 
 def source_revision():
-    """The git commit of the tree the harness runs from, '+changes' when it
-    has uncommitted ones; None outside a git checkout. run.sh builds and
-    installs the extension from this tree (unless LIBRAVDB_BENCH_SKIP_BUILD=1,
-    when the installed build may differ)."""
+    """The git commit of the tree the harness runs from: '+changes' when
+    bench/ itself has uncommitted changes, and the top folders of uncommitted
+    changes elsewhere in the tree (other people's work on src/ is not the
+    harness, and with LIBRAVDB_BENCH_SKIP_BUILD=1 not the installed build
+    either); None outside a git checkout. run.sh builds and installs the
+    extension from this tree unless LIBRAVDB_BENCH_SKIP_BUILD=1."""
     import subprocess
     try:
         rev = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10)
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev.stdout.strip() + ("+changes" if dirty else "")
+        top = subprocess.run(["git", "-C", HERE, "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "-C", top or HERE, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout
+        return describe_revision(rev.stdout.strip(), status)
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def describe_revision(rev: str, porcelain: str) -> str:
+    """rev with '+changes' when a path under bench/ is modified and, after a
+    semicolon, the folders (two levels) of modified paths outside bench/."""
+    paths = [line[3:].split(" -> ")[-1].strip('"') for line in porcelain.splitlines() if len(line) > 3]
+    bench = any(p.startswith("bench/") for p in paths)
+    other = sorted({"/".join(p.split("/")[:2]) if "/" in p else p for p in paths if not p.startswith("bench/")})
+    return (rev + ("+changes" if bench else "")
+            + (f"; uncommitted changes outside bench/: {', '.join(other)}" if other else ""))
 
 
 def list_targets() -> None:
@@ -895,6 +909,7 @@ def main(argv=None) -> int:
            "hnswlib": inprocess.module_version("hnswlib"), "faiss": inprocess.module_version("faiss"),
            "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
            "recall_levels": args.recall_levels_list, "source": source_revision(),
+           "extension_build": os.environ.get("LIBRAVDB_BENCH_BUILD"),
            "prewarm": bool(conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_prewarm'")
                            .fetchone()),
            "recall_rule": "tie-aware: a returned id is correct when its true distance <= the true k-th "

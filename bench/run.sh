@@ -20,6 +20,10 @@ if [ "${LIBRAVDB_BENCH_SKIP_BUILD:-0}" != 1 ]; then
   LIBRAVDB_BENCH_EXTRAS=1 bash scripts/install-deps.sh
   make -j2 >/dev/null
   if [ "$(id -u)" -eq 0 ]; then make install >/dev/null; else sudo make install >/dev/null; fi
+  export LIBRAVDB_BENCH_BUILD="built and installed by run.sh from this tree"
+else
+  # The report says so: the installed build may come from another tree.
+  export LIBRAVDB_BENCH_BUILD="installed before the run (LIBRAVDB_BENCH_SKIP_BUILD=1)"
 fi
 
 # Settings recorded in every report header. One worker per gather is off so

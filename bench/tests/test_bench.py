@@ -743,6 +743,17 @@ class LhnswTargetsTest(unittest.TestCase):
         md = report.header_markdown(env)
         self.assertIn("- skipped (no access method lhnsw): lvector-lhnsw-l2, lvector-lhnsw-ip", md)
         self.assertIn("nothing was measured", md)
+        md = report.header_markdown({**env, "source": "abc1234; uncommitted changes outside bench/: src/pg",
+                                      "extension_build": "installed before the run (LIBRAVDB_BENCH_SKIP_BUILD=1)"})
+        self.assertIn("harness from commit abc1234; uncommitted changes outside bench/: src/pg; "
+                      "extension installed before the run (LIBRAVDB_BENCH_SKIP_BUILD=1)); pgvector", md)
+
+    def test_describe_revision(self):
+        self.assertEqual(runner.describe_revision("abc1234", ""), "abc1234")
+        self.assertEqual(runner.describe_revision("abc1234", " M bench/run.py\n"), "abc1234+changes")
+        self.assertEqual(runner.describe_revision("abc1234", " M src/pg/a.cc\nM  src/pg/b.h\n M README.md\n"
+                                                             " M bench/report.py\nR  x/y/z.c -> src/core/z.c\n"),
+                         "abc1234+changes; uncommitted changes outside bench/: README.md, src/core, src/pg")
 
     def test_search_matches(self):
         self.assertTrue(runner.search_matches({"ef_search": 40}, {"ef_search": 40}, {}))
