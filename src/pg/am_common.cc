@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
 #include "am_common.h"
 
 extern "C" {
@@ -5,6 +9,9 @@ extern "C" {
 #include "optimizer/optimizer.h"
 #include "utils/selfuncs.h"
 #include "nodes/pathnodes.h"
+#include "pgstat.h"
+#include "utils/backend_progress.h"
+#include "utils/memutils.h"
 }
 
 #include "guard.h"
@@ -125,6 +132,69 @@ void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_c
     *selectivity = 1.0;
     *correlation = 0;
     *pages = npages;
+}
+
+LVector* build_vector(Datum value, uint32 dims) {
+    LVector* v = datum_to_lvector(value);
+    if (v->dim != dims)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("expected %u dimensions, not %d", dims, static_cast<int>(v->dim))));
+    return v;
+}
+
+namespace {
+
+struct RangeState {
+    uint32 dims;
+    MemoryContext tmp;
+    float lo, hi;
+};
+
+void range_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
+    auto* st = static_cast<RangeState*>(arg);
+    if (isnull[0]) return;
+    MemoryContext old = MemoryContextSwitchTo(st->tmp);
+    LVector* v = build_vector(values[0], st->dims);
+    for (int i = 0; i < v->dim; i++) {
+        st->lo = std::min(st->lo, v->x[i]);
+        st->hi = std::max(st->hi, v->x[i]);
+    }
+    MemoryContextSwitchTo(old);
+    MemoryContextReset(st->tmp);
+}
+
+}  // namespace
+
+core::QuantizerParams measure_sq8_range(Relation heap, Relation index, IndexInfo* info, uint32 dims, int phase) {
+    RangeState st;
+    st.dims = dims;
+    st.tmp = AllocSetContextCreate(CurrentMemoryContext, "sq8 range", ALLOCSET_DEFAULT_SIZES);
+    st.lo = std::numeric_limits<float>::max();
+    st.hi = std::numeric_limits<float>::lowest();
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, phase);
+    table_index_build_scan(heap, index, info, true, true, range_callback, &st, nullptr);
+    MemoryContextDelete(st.tmp);
+    return core::sq8_from_range(st.lo, st.hi);
+}
+
+void write_meta_page(Relation index, ForkNumber fork, uint32 magic, const void* meta, Size len, bool log) {
+    Buffer buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page;
+    GenericXLogState* state = nullptr;
+    if (log) {
+        state = GenericXLogStart(index);
+        page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+    } else {
+        page = BufferGetPage(buf);
+    }
+    init_page(page, magic, kPageMeta, len);
+    std::memcpy(page_data(page), meta, len);
+    if (log)
+        GenericXLogFinish(state);
+    else
+        MarkBufferDirty(buf);
+    UnlockReleaseBuffer(buf);
 }
 
 LVector* orderby_vector(ScanKey key, int dims) {

@@ -19,6 +19,7 @@ extern "C" {
 }
 
 #include "libravdb/core/distance.h"
+#include "libravdb/core/quantizer.h"
 
 namespace lrv::pg {
 
@@ -80,5 +81,16 @@ void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_c
 // Reads an orderby key's lvector; returns nullptr for NULL.
 struct LVector;
 LVector* orderby_vector(ScanKey key, int dims);
+
+// Shared by the builds of the access methods.
+// The lvector of an indexed heap value, ERROR (22000) unless it has `dims`.
+LVector* build_vector(Datum value, uint32 dims);
+// The sq8 range of the indexed column: one pass over the heap, reported as
+// build subphase `phase`.
+core::QuantizerParams measure_sq8_range(Relation heap, Relation index, IndexInfo* info, uint32 dims, int phase);
+// Writes block 0 of `fork`: a metapage holding `len` bytes of `meta`,
+// WAL-logged as a full image when `log` (the init fork of unlogged indexes),
+// else left for the build's bulk log_newpage_range.
+void write_meta_page(Relation index, ForkNumber fork, uint32 magic, const void* meta, Size len, bool log);
 
 }  // namespace lrv::pg

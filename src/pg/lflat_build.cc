@@ -36,35 +36,12 @@ struct BuildState {
     uint8* entry;
     StreamBuilder out;
     double tuples;
-    // sq8 range
-    float lo, hi;
 };
-
-LVector* tuple_vector(BuildState* st, Datum value) {
-    LVector* v = datum_to_lvector(value);
-    if (v->dim != st->meta.dims)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("expected %u dimensions, not %d", st->meta.dims, static_cast<int>(v->dim))));
-    return v;
-}
-
-void range_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
-    auto* st = static_cast<BuildState*>(arg);
-    if (isnull[0]) return;
-    MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = tuple_vector(st, values[0]);
-    for (int i = 0; i < v->dim; i++) {
-        st->lo = std::min(st->lo, v->x[i]);
-        st->hi = std::max(st->hi, v->x[i]);
-    }
-    MemoryContextSwitchTo(old);
-    MemoryContextReset(st->tmp);
-}
 
 void load_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
     auto* st = static_cast<BuildState*>(arg);
     MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = isnull[0] ? nullptr : tuple_vector(st, values[0]);
+    LVector* v = isnull[0] ? nullptr : build_vector(values[0], st->meta.dims);
     encode_entry(st->meta, v ? v->x : nullptr, tid, st->entry);
     stream_build_append(&st->out, st->entry, st->meta.entry_size);
     MemoryContextSwitchTo(old);
@@ -91,25 +68,6 @@ MetaPage initial_meta(Relation index) {
     return m;
 }
 
-void write_meta_page(Relation index, ForkNumber fork, const MetaPage& meta, bool log) {
-    Buffer buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    Assert(BufferGetBlockNumber(buf) == kMetaBlock);
-    if (log) {
-        GenericXLogState* state = GenericXLogStart(index);
-        Page page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-        init_page(page, kMagic, kPageMeta, 0);
-        put_meta(page, meta);
-        GenericXLogFinish(state);
-    } else {
-        Page page = BufferGetPage(buf);
-        init_page(page, kMagic, kPageMeta, 0);
-        put_meta(page, meta);
-        MarkBufferDirty(buf);
-    }
-    UnlockReleaseBuffer(buf);
-}
-
 }  // namespace
 
 IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
@@ -121,16 +79,12 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     st->meta = initial_meta(index);
     st->tmp = AllocSetContextCreate(CurrentMemoryContext, "lflat build tuple", ALLOCSET_DEFAULT_SIZES);
     st->entry = static_cast<uint8*>(palloc0(st->meta.entry_size));
-    st->lo = std::numeric_limits<float>::max();
-    st->hi = std::numeric_limits<float>::lowest();
 
     // The metapage takes block 0 now; its final contents are written last.
-    write_meta_page(index, MAIN_FORKNUM, st->meta, false);
+    write_meta_page(index, MAIN_FORKNUM, kMagic, &st->meta, sizeof st->meta, false);
 
     if (st->meta.quantizer == static_cast<uint8>(core::QuantizerKind::Sq8)) {
-        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRange);
-        table_index_build_scan(heap, index, info, true, true, range_callback, st, nullptr);
-        core::QuantizerParams qp = core::sq8_from_range(st->lo, st->hi);
+        core::QuantizerParams qp = measure_sq8_range(heap, index, info, st->meta.dims, kPhaseRange);
         st->meta.sq_lo = qp.lo;
         st->meta.sq_step = qp.step;
     }
@@ -162,7 +116,7 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
 // copied over the main fork at restart.
 void build_empty(Relation index) {
     MetaPage meta = initial_meta(index);
-    write_meta_page(index, INIT_FORKNUM, meta, true);
+    write_meta_page(index, INIT_FORKNUM, kMagic, &meta, sizeof meta, true);
 }
 
 }  // namespace lrv::pg::lflat

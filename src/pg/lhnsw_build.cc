@@ -54,38 +54,16 @@ struct BuildState {
     std::vector<uint64>* null_tids;
     std::vector<uint64>* isolated_tids;  // zero vectors under cosine
     double tuples;
-    float lo, hi;  // sq8 range
     // Second pass (graph built on sq8 codes): stored vectors by heap tid.
     std::vector<std::pair<uint64, uint32>>* by_tid;
     std::vector<uint8>* stored_codes;
     std::vector<float>* stored_residuals;
 };
 
-LVector* tuple_vector(BuildState* st, Datum value) {
-    LVector* v = datum_to_lvector(value);
-    if (v->dim != st->meta.dims)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("expected %u dimensions, not %d", st->meta.dims, static_cast<int>(v->dim))));
-    return v;
-}
-
-void range_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
-    auto* st = static_cast<BuildState*>(arg);
-    if (isnull[0]) return;
-    MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = tuple_vector(st, values[0]);
-    for (int i = 0; i < v->dim; i++) {
-        st->lo = std::min(st->lo, v->x[i]);
-        st->hi = std::max(st->hi, v->x[i]);
-    }
-    MemoryContextSwitchTo(old);
-    MemoryContextReset(st->tmp);
-}
-
 void load_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool alive, void* arg) {
     auto* st = static_cast<BuildState*>(arg);
     MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = isnull[0] ? nullptr : tuple_vector(st, values[0]);
+    LVector* v = isnull[0] ? nullptr : build_vector(values[0], st->meta.dims);
     uint64 key = tid_to_key(tid);
     if (v != nullptr && graphable(st->metric, v->x, v->dim)) {
         LRV_GUARDED(st->graph->add(v->x, key));
@@ -110,7 +88,7 @@ void store_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
     auto it = std::lower_bound(st->by_tid->begin(), st->by_tid->end(), std::make_pair(key, uint32{0}));
     if (it == st->by_tid->end() || it->first != key) return;  // not in the graph (zero vector under cosine)
     MemoryContext old = MemoryContextSwitchTo(st->tmp);
-    LVector* v = tuple_vector(st, values[0]);
+    LVector* v = build_vector(values[0], st->meta.dims);
     const std::size_t cb = core::code_bytes(static_cast<core::QuantizerKind>(st->meta.quantizer), st->meta.dims);
     (*st->stored_residuals)[it->second] =
         core::encode(quantizer_params(st->meta), st->metric, v->x, st->meta.dims,
@@ -135,24 +113,6 @@ MetaPage initial_meta(Relation index) {
     m.sq_lo = 0;
     m.sq_step = 1;
     return m;
-}
-
-void write_meta_page(Relation index, ForkNumber fork, const MetaPage& meta, bool log) {
-    Buffer buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    if (log) {
-        GenericXLogState* state = GenericXLogStart(index);
-        Page page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-        init_page(page, kMagic, kPageMeta, 0);
-        put_meta(page, meta);
-        GenericXLogFinish(state);
-    } else {
-        Page page = BufferGetPage(buf);
-        init_page(page, kMagic, kPageMeta, 0);
-        put_meta(page, meta);
-        MarkBufferDirty(buf);
-    }
-    UnlockReleaseBuffer(buf);
 }
 
 int build_threads() { return 1 + std::max(0, max_parallel_maintenance_workers); }
@@ -288,9 +248,7 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     st->meta = initial_meta(index);
     st->metric = static_cast<core::distance::Metric>(st->meta.metric);
     st->tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw build tuple", ALLOCSET_DEFAULT_SIZES);
-    st->lo = std::numeric_limits<float>::max();
-    st->hi = std::numeric_limits<float>::lowest();
-    write_meta_page(index, MAIN_FORKNUM, st->meta, false);
+    write_meta_page(index, MAIN_FORKNUM, kMagic, &st->meta, sizeof st->meta, false);
 
     const auto stored = static_cast<core::QuantizerKind>(st->meta.quantizer);
     const double est_rows = std::max<double>(heap->rd_rel->reltuples, 0);
@@ -323,9 +281,7 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     core::QuantizerParams graph_qp;
     graph_qp.kind = in_memory;
     if (in_memory == core::QuantizerKind::Sq8 || stored == core::QuantizerKind::Sq8) {
-        pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRange);
-        table_index_build_scan(heap, index, info, true, true, range_callback, st, nullptr);
-        core::QuantizerParams range = core::sq8_from_range(st->lo, st->hi);
+        core::QuantizerParams range = measure_sq8_range(heap, index, info, st->meta.dims, kPhaseRange);
         if (in_memory == core::QuantizerKind::Sq8) graph_qp = range;
         st->meta.sq_lo = range.lo;  // used by the index only when it stores sq8
         st->meta.sq_step = range.step;
@@ -405,7 +361,7 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
 
 void build_empty(Relation index) {
     MetaPage meta = initial_meta(index);
-    write_meta_page(index, INIT_FORKNUM, meta, true);
+    write_meta_page(index, INIT_FORKNUM, kMagic, &meta, sizeof meta, true);
 }
 
 }  // namespace lrv::pg::lhnsw
