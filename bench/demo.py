@@ -6,7 +6,7 @@ Loads Fashion-MNIST (60000 images of 28x28 pixels, one 784-dimension vector
 each) into a table with an lvector column, then runs k-nearest-neighbour
 queries with test images the table has never seen: L2, cosine, inner product,
 one with a WHERE filter, an EXPLAIN ANALYZE, and the same query through an
-lflat index when the server has it.
+lflat index and through an lhnsw (HNSW) index when the server has them.
 """
 
 import os
@@ -151,6 +151,30 @@ def main() -> int:
         knn(conn, ds, "the same L2 query, now through the index (same answer)",
             "SELECT id, category, embedding <-> %s AS distance FROM items ORDER BY embedding <-> %s LIMIT 5",
             (q[q_boot], q[q_boot]), ql[q_boot])
+        say("   " + explain.replace("%s", "'[...]'"))
+        for (line,) in conn.execute(explain_sql(explain, q[q_boot])).fetchall():
+            say("   " + line)
+
+    if conn.execute("SELECT 1 FROM pg_am WHERE amname = 'lhnsw'").fetchone():
+        conn.execute("DROP INDEX IF EXISTS items_embedding_lflat")
+        say("\n== CREATE INDEX ON items USING lhnsw (embedding lvector_l2_ops)   -- HNSW graph, approximate")
+        t0 = time.perf_counter()
+        conn.execute("CREATE INDEX items_embedding_lhnsw ON items USING lhnsw (embedding lvector_l2_ops)")
+        say(f"   built in {time.perf_counter() - t0:.1f} s, "
+            f"{conn.execute('SELECT pg_relation_size(%s::regclass)', ('items_embedding_lhnsw',)).fetchone()[0] / 2**20:.0f} MB; "
+            f"{conn.execute('SELECT libravdb_index_info(%s::regclass)', ('items_embedding_lhnsw',)).fetchone()[0]}")
+        conn.execute("ANALYZE items")
+        knn(conn, ds, "the same L2 query through the graph (libravdb.hnsw_ef_search = 40)",
+            "SELECT id, category, embedding <-> %s AS distance FROM items ORDER BY embedding <-> %s LIMIT 5",
+            (q[q_boot], q[q_boot]), ql[q_boot])
+        other = (int(ql[q_boot]) + 3) % 10
+        knn(conn, ds, f"through the graph with a filter far from the query: WHERE category = {other} "
+            f"({ds.label_names[other]}; the scan goes on until 5 rows match)",
+            "SELECT id, category, embedding <-> %s AS distance FROM items WHERE category = %s "
+            "ORDER BY embedding <-> %s LIMIT 5",
+            (q[q_boot], other, q[q_boot]), ql[q_boot])
+        conn.execute("DEALLOCATE ALL")
+        conn.execute("PREPARE knn(lvector) AS SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 10")
         say("   " + explain.replace("%s", "'[...]'"))
         for (line,) in conn.execute(explain_sql(explain, q[q_boot])).fetchall():
             say("   " + line)
