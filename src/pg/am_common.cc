@@ -197,6 +197,22 @@ void write_meta_page(Relation index, ForkNumber fork, uint32 magic, const void* 
     UnlockReleaseBuffer(buf);
 }
 
+IndexBuildResult* finish_build(Relation index, const void* meta, Size len, double heap_tuples, double index_tuples) {
+    Buffer buf = ReadBuffer(index, 0);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    std::memcpy(page_data(page), meta, len);
+    reinterpret_cast<PageHeader>(page)->pd_lower = static_cast<LocationIndex>(kPageHeaderSize + len);
+    MarkBufferDirty(buf);
+    UnlockReleaseBuffer(buf);
+    if (RelationNeedsWAL(index))
+        log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+    auto* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
+    result->heap_tuples = heap_tuples;
+    result->index_tuples = index_tuples;
+    return result;
+}
+
 LVector* orderby_vector(ScanKey key, int dims) {
     if (key->sk_flags & SK_ISNULL) return nullptr;
     LVector* v = datum_to_lvector(key->sk_argument);

@@ -92,5 +92,9 @@ core::QuantizerParams measure_sq8_range(Relation heap, Relation index, IndexInfo
 // WAL-logged as a full image when `log` (the init fork of unlogged indexes),
 // else left for the build's bulk log_newpage_range.
 void write_meta_page(Relation index, ForkNumber fork, uint32 magic, const void* meta, Size len, bool log);
+// Ends a bulk build: the final `len` bytes of `meta` into block 0 (unlogged,
+// like every page the build wrote), then the whole index WAL-logged with
+// log_newpage_range, as Postgres's sorted GiST build does.
+IndexBuildResult* finish_build(Relation index, const void* meta, Size len, double heap_tuples, double index_tuples);
 
 }  // namespace lrv::pg

@@ -87,6 +87,27 @@ auto guard_pg(Fn&& fn) -> decltype(fn()) {
 
 }  // namespace lrv::pg
 
+namespace lrv::pg {
+
+// C++ state that lives across Postgres calls (a scan, a build, an insert)
+// belongs to a memory context: the object is deleted when the context is
+// reset or deleted, after an ERROR too, so the code around it can ereport
+// freely (DESIGN.md section 3, rule 5). Construction runs under the guard.
+template <class T>
+struct ContextOwned {
+    T* object;
+    MemoryContextCallback callback;
+};
+
+template <class T>
+void delete_context_owned(void* arg) {
+    auto* owned = static_cast<ContextOwned<T>*>(arg);
+    delete owned->object;
+    owned->object = nullptr;
+}
+
+}  // namespace lrv::pg
+
 #define LRV_FUNCTION(fn)                                                     \
     static Datum fn##_body(FunctionCallInfo fcinfo);                         \
     extern "C" {                                                             \
@@ -118,3 +139,17 @@ auto guard_pg(Fn&& fn) -> decltype(fn()) {
         }                                                                    \
         if (lrv_err_.set) lrv::pg::raise_pending(lrv_err_);                  \
     } while (0)
+
+namespace lrv::pg {
+
+template <class T, class... Args>
+T* context_owned(MemoryContext context, Args&&... args) {
+    auto* owned = static_cast<ContextOwned<T>*>(MemoryContextAllocZero(context, sizeof(ContextOwned<T>)));
+    LRV_GUARDED(owned->object = new T(std::forward<Args>(args)...));
+    owned->callback.func = delete_context_owned<T>;
+    owned->callback.arg = owned;
+    MemoryContextRegisterResetCallback(context, &owned->callback);
+    return owned->object;
+}
+
+}  // namespace lrv::pg

@@ -96,20 +96,8 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     stream_build_finish(&st->out);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(st->tuples));
 
-    Buffer buf = ReadBuffer(index, kMetaBlock);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    put_meta(BufferGetPage(buf), st->meta);
-    MarkBufferDirty(buf);
-    UnlockReleaseBuffer(buf);
-
-    if (RelationNeedsWAL(index))
-        log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
-
-    auto* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
-    result->heap_tuples = heap_tuples;
-    result->index_tuples = st->tuples;
     MemoryContextDelete(st->tmp);
-    return result;
+    return finish_build(index, &st->meta, sizeof st->meta, heap_tuples, st->tuples);
 }
 
 // Unlogged tables: the init fork holds an empty index (just the metapage),

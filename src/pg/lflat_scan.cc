@@ -52,13 +52,6 @@ struct ScanCore {
     std::size_t capacity = kFirstCapacity;
 };
 
-struct ScanState {
-    ScanCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_core(void* arg) { delete static_cast<ScanCore*>(arg); }
-
 std::size_t capacity_limit() {
     // work_mem bounds one pass's candidate list (16 bytes a candidate).
     return std::max<std::size_t>(kFirstCapacity, static_cast<std::size_t>(work_mem) * 1024 / sizeof(Hit));
@@ -95,18 +88,13 @@ IndexScanDesc begin_scan(Relation index, int nkeys, int norderbys) {
     // The AM provides the ORDER BY value arrays (as GiST does).
     scan->xs_orderbyvals = static_cast<Datum*>(palloc0(sizeof(Datum) * Max(norderbys, 1)));
     scan->xs_orderbynulls = static_cast<bool*>(palloc(sizeof(bool) * Max(norderbys, 1)));
-    auto* st = static_cast<ScanState*>(palloc0(sizeof(ScanState)));
-    LRV_GUARDED(st->core = new ScanCore());
-    st->cleanup.func = destroy_core;
-    st->cleanup.arg = st->core;
-    MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->cleanup);
-    scan->opaque = st;  // the metapage is read by rescan, which always comes first
+    // The metapage is read by rescan, which always comes first.
+    scan->opaque = context_owned<ScanCore>(CurrentMemoryContext);
     return scan;
 }
 
 void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    ScanCore* sc = st->core;
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
     if (orderbys && scan->numberOfOrderBys > 0)
         memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
     sc->meta = read_meta(scan->indexRelation);
@@ -132,8 +120,7 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 }
 
 bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    ScanCore* sc = st->core;
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
     // After rescan the batch is empty and not exhausted: the first call runs
     // the first pass.
     while (sc->next >= sc->batch.size()) {
@@ -153,9 +140,9 @@ bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
 }
 
 void end_scan(IndexScanDesc scan) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    st->core->batch.clear();
-    st->core->batch.shrink_to_fit();
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
+    sc->batch.clear();
+    sc->batch.shrink_to_fit();
 }
 
 }  // namespace lrv::pg::lflat

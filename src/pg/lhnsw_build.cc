@@ -215,7 +215,7 @@ void write_graph(Relation index, MetaPage* meta, const core::hnsw::BuildGraph& g
     meta->free_hint = meta->n_slots;
 }
 
-// C++ members of a build, deleted by a memory-context reset callback so an
+// C++ members of a build, owned by a memory context (context_owned) so an
 // ERROR (or a cancel) anywhere frees the graph; build() itself holds no
 // object with a destructor (DESIGN.md section 3, rule 5).
 struct BuildCore {
@@ -225,17 +225,6 @@ struct BuildCore {
     std::vector<uint8> stored_codes;
     std::vector<float> stored_residuals;
 };
-
-struct BuildOwner {
-    BuildCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_build(void* arg) {
-    auto* owner = static_cast<BuildOwner*>(arg);
-    delete owner->core;
-    owner->core = nullptr;
-}
 
 }  // namespace
 
@@ -287,12 +276,10 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
         st->meta.sq_step = range.step;
     }
 
-    auto* owner = static_cast<BuildOwner*>(palloc0(sizeof(BuildOwner)));
-    LRV_GUARDED(owner->core = new BuildCore());
-    owner->cleanup.func = destroy_build;
-    owner->cleanup.arg = owner;
-    MemoryContextRegisterResetCallback(CurrentMemoryContext, &owner->cleanup);
-    BuildCore* bc = owner->core;
+    // The graph's own context: deleting it frees the graph as soon as the
+    // pages are written (and on ERROR it goes with the statement's memory).
+    MemoryContext graph_cxt = AllocSetContextCreate(CurrentMemoryContext, "lhnsw build graph", ALLOCSET_SMALL_SIZES);
+    BuildCore* bc = context_owned<BuildCore>(graph_cxt);
 
     core::hnsw::BuildOptions bo;
     bo.m = st->meta.m;
@@ -341,22 +328,10 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     write_graph(index, &st->meta, *bc->graph, bc->nulls, bc->isolated, restore ? &bc->stored_codes : nullptr,
                 restore ? &bc->stored_residuals : nullptr,
                 in_memory == core::QuantizerKind::None && stored != core::QuantizerKind::None);
-    destroy_build(owner);
+    MemoryContextDelete(graph_cxt);
 
-    Buffer buf = ReadBuffer(index, kMetaBlock);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    put_meta(BufferGetPage(buf), st->meta);
-    MarkBufferDirty(buf);
-    UnlockReleaseBuffer(buf);
-
-    if (RelationNeedsWAL(index))
-        log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
-
-    auto* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
-    result->heap_tuples = heap_tuples;
-    result->index_tuples = st->tuples;
     MemoryContextDelete(st->tmp);
-    return result;
+    return finish_build(index, &st->meta, sizeof st->meta, heap_tuples, st->tuples);
 }
 
 void build_empty(Relation index) {

@@ -43,17 +43,6 @@ struct SurveyCore {
     std::vector<uint8> seen;
 };
 
-struct SurveyOwner {
-    SurveyCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_survey(void* arg) {
-    auto* o = static_cast<SurveyOwner*>(arg);
-    delete o->core;
-    o->core = nullptr;
-}
-
 [[noreturn]] void corrupt(Relation index, const MetaPage& meta, uint64 slot, const char* what) {
     uint64 byte = slot * meta.slot_size;
     ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
@@ -75,12 +64,7 @@ Survey survey(Relation index, bool strict) {
         corrupt(index, meta, meta.n_slots - 1, "the metapage counts more slots than the index has pages");
 
     MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw check", ALLOCSET_DEFAULT_SIZES);
-    auto* owner = static_cast<SurveyOwner*>(MemoryContextAllocZero(tmp, sizeof(SurveyOwner)));
-    LRV_GUARDED(owner->core = new SurveyCore());
-    owner->cleanup.func = destroy_survey;
-    owner->cleanup.arg = owner;
-    MemoryContextRegisterResetCallback(tmp, &owner->cleanup);
-    SurveyCore* sc = owner->core;
+    SurveyCore* sc = context_owned<SurveyCore>(tmp);
     LRV_GUARDED({
         sc->graph.reset(new PageGraph(index, meta));
         sc->flags.assign(meta.n_slots, 0);

@@ -145,17 +145,6 @@ struct InsertCore {
     }
 };
 
-struct InsertOwner {
-    InsertCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_insert(void* arg) {
-    auto* o = static_cast<InsertOwner*>(arg);
-    delete o->core;
-    o->core = nullptr;
-}
-
 bool slot_is_free(const Stream& s, uint64 slot) {
     NodeHeader h;
     stream_read(s, slot, 0, sizeof h, reinterpret_cast<uint8*>(&h));
@@ -212,12 +201,7 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     const bool linked = v != nullptr && graphable(metric, v->x, v->dim);
     const uint64 key = tid_to_key(tid);
 
-    auto* owner = static_cast<InsertOwner*>(palloc0(sizeof(InsertOwner)));
-    LRV_GUARDED(owner->core = new InsertCore(index, meta));
-    owner->cleanup.func = destroy_insert;
-    owner->cleanup.arg = owner;
-    MemoryContextRegisterResetCallback(tmp, &owner->cleanup);
-    InsertCore* ic = owner->core;
+    InsertCore* ic = context_owned<InsertCore>(tmp, index, meta);
     const hn::Layout& l = ic->layout;
 
     int level = 0;

@@ -76,13 +76,6 @@ struct ScanCore {
     uint64 evaluated_at_start = 0;
 };
 
-struct ScanState {
-    ScanCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_core(void* arg) { delete static_cast<ScanCore*>(arg); }
-
 bool by_key(const Candidate& a, const Candidate& b) {
     // NaN last (as ORDER BY sorts it), then by id for a stable order.
     bool an = std::isnan(a.key), bn = std::isnan(b.key);
@@ -284,18 +277,12 @@ IndexScanDesc begin_scan(Relation index, int nkeys, int norderbys) {
     IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
     scan->xs_orderbyvals = static_cast<Datum*>(palloc0(sizeof(Datum) * Max(norderbys, 1)));
     scan->xs_orderbynulls = static_cast<bool*>(palloc(sizeof(bool) * Max(norderbys, 1)));
-    auto* st = static_cast<ScanState*>(palloc0(sizeof(ScanState)));
-    LRV_GUARDED(st->core = new ScanCore());
-    st->cleanup.func = destroy_core;
-    st->cleanup.arg = st->core;
-    MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->cleanup);
-    scan->opaque = st;
+    scan->opaque = context_owned<ScanCore>(CurrentMemoryContext);
     return scan;
 }
 
 void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    ScanCore* sc = st->core;
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
     if (orderbys && scan->numberOfOrderBys > 0)
         memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
     if (scan->numberOfOrderBys == 0)
@@ -329,8 +316,7 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 }
 
 bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    ScanCore* sc = st->core;
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
     for (;;) {
         while (sc->next < sc->batch.size()) {
             const Candidate c = sc->batch[sc->next++];
@@ -355,9 +341,9 @@ bool get_tuple(IndexScanDesc scan, ScanDirection dir) {
 }
 
 void end_scan(IndexScanDesc scan) {
-    auto* st = static_cast<ScanState*>(scan->opaque);
-    st->core->batch.clear();
-    st->core->batch.shrink_to_fit();
+    auto* sc = static_cast<ScanCore*>(scan->opaque);
+    sc->batch.clear();
+    sc->batch.shrink_to_fit();
 }
 
 }  // namespace lrv::pg::lhnsw

@@ -111,17 +111,6 @@ struct VacuumCore {
     }
 };
 
-struct VacuumOwner {
-    VacuumCore* core;
-    MemoryContextCallback cleanup;
-};
-
-void destroy_vacuum(void* arg) {
-    auto* o = static_cast<VacuumOwner*>(arg);
-    delete o->core;
-    o->core = nullptr;
-}
-
 // Calls fn(slot, offset in page data) for each slot whose header starts on
 // data page p.
 template <typename Fn>
@@ -142,12 +131,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     MemoryContext old = MemoryContextSwitchTo(tmp);
 
     MetaPage meta = read_meta(index);
-    auto* owner = static_cast<VacuumOwner*>(palloc0(sizeof(VacuumOwner)));
-    LRV_GUARDED(owner->core = new VacuumCore(index, meta));
-    owner->cleanup.func = destroy_vacuum;
-    owner->cleanup.arg = owner;
-    MemoryContextRegisterResetCallback(tmp, &owner->cleanup);
-    VacuumCore* vc = owner->core;
+    VacuumCore* vc = context_owned<VacuumCore>(tmp, index, meta);
 
     const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
     uint64 live = 0, freed_nodes = 0, n_deleted = 0;
