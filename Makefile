@@ -35,7 +35,11 @@ LRV_CXXFLAGS := -std=c++17 -fPIC -O2 -g -Wall -Wextra -Wno-unused-parameter \
 
 # Server headers still use "register", which C++17 removed.
 LRV_PG_FLAGS := -Wno-register
-LRV_CORE_FLAGS := $(LRV_CXXFLAGS) -DLRV_CORE -fvisibility=hidden
+# Eigen (header-only) does livfpq's k-means GEMM, single-threaded as
+# DESIGN.md 3.8 asks and, like all of the core outside the per-ISA files,
+# without -m flags. Keep in step with test/unit/CMakeLists.txt.
+LRV_EIGEN_FLAGS := $(or $(shell pkg-config --cflags eigen3 2>/dev/null),-I/usr/include/eigen3) -DEIGEN_DONT_PARALLELIZE
+LRV_CORE_FLAGS := $(LRV_CXXFLAGS) -DLRV_CORE -fvisibility=hidden $(LRV_EIGEN_FLAGS)
 
 # One set of flags per level, matching what dispatch.cc checks on the CPU
 # before it hands out that level's tables (the AVX2 level includes F16C for
@@ -44,6 +48,8 @@ LRV_AVX2_FLAGS   := -mavx2 -mfma -mf16c
 LRV_AVX512_FLAGS := -mavx512f -mavx2 -mfma -mf16c
 src/core/distance/avx2.o src/core/distance/quant_avx2.o:     LRV_ISA_FLAGS = $(LRV_AVX2_FLAGS)
 src/core/distance/avx512.o src/core/distance/quant_avx512.o: LRV_ISA_FLAGS = $(LRV_AVX512_FLAGS)
+src/core/ivfpq/adc_avx2.o src/core/ivfpq/nearest_avx2.o:     LRV_ISA_FLAGS = $(LRV_AVX2_FLAGS)
+src/core/ivfpq/adc_avx512.o src/core/ivfpq/nearest_avx512.o: LRV_ISA_FLAGS = $(LRV_AVX512_FLAGS)
 
 src/core/%.o: src/core/%.cc
 	$(CXX) $(LRV_CORE_FLAGS) $(LRV_ISA_FLAGS) -c -o $@ $<

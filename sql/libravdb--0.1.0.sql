@@ -273,6 +273,24 @@ CREATE OPERATOR CLASS lvector_l1_ops FOR TYPE lvector USING lhnsw AS
     OPERATOR 1 <+> (lvector, lvector) FOR ORDER BY float_ops,
     FUNCTION 1 l1_distance(lvector, lvector);
 
+-- livfpq: inverted lists of product-quantized codes, re-ranked exactly ---------------------
+
+CREATE FUNCTION livfpq_handler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'lrv_livfpq_handler' LANGUAGE C;
+COMMENT ON FUNCTION livfpq_handler(internal) IS 'index access method handler for livfpq';
+CREATE ACCESS METHOD livfpq TYPE INDEX HANDLER livfpq_handler;
+COMMENT ON ACCESS METHOD livfpq IS 'approximate k-NN search over inverted lists of product-quantized codes, re-ranked with exact distances from the table';
+
+CREATE OPERATOR CLASS lvector_l2_ops FOR TYPE lvector USING livfpq AS
+    OPERATOR 1 <-> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(lvector, lvector);
+CREATE OPERATOR CLASS lvector_ip_ops FOR TYPE lvector USING livfpq AS
+    OPERATOR 1 <#> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 lvector_negative_inner_product(lvector, lvector);
+CREATE OPERATOR CLASS lvector_cosine_ops FOR TYPE lvector USING livfpq AS
+    OPERATOR 1 <=> (lvector, lvector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(lvector, lvector);
+
 -- Introspection -------------------------------------------------------------------------
 
 CREATE FUNCTION libravdb_index_info(regclass) RETURNS jsonb

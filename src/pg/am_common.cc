@@ -18,6 +18,8 @@ extern "C" {
 #include "lvector.h"
 
 #include "libravdb/core/hnsw/format.h"
+#include "libravdb/core/ivfpq/format.h"
+#include "libravdb/core/limits.h"
 
 extern "C" {
 Datum lrv_l2_distance(PG_FUNCTION_ARGS);
@@ -32,6 +34,15 @@ using core::distance::Metric;
 
 relopt_kind lflat_relopt_kind;
 relopt_kind lhnsw_relopt_kind;
+relopt_kind livfpq_relopt_kind;
+
+bool check_explicit_source(int* newval, void** extra, GucSource source) {
+    bool* explicit_set = static_cast<bool*>(malloc(sizeof(bool)));
+    if (explicit_set == nullptr) return false;
+    *explicit_set = source > PGC_S_DEFAULT;
+    *extra = explicit_set;
+    return true;
+}
 
 void init_page(Page page, uint32 magic, uint16 kind, Size used) {
     PageInit(page, BLCKSZ, kSpecialSize);
@@ -107,6 +118,19 @@ void register_am_options() {
                       AccessExclusiveLock);
     add_enum_reloption(lhnsw_relopt_kind, "quantizer", "How the graph stores vectors: none, fp16 or sq8",
                        quantizer_values, 0, "Valid values are \"none\", \"fp16\" and \"sq8\".", AccessExclusiveLock);
+
+    livfpq_relopt_kind = add_reloption_kind();
+    add_int_reloption(livfpq_relopt_kind, "lists", "Inverted lists (0: the square root of the row count)", 0, 0,
+                      static_cast<int>(core::ivfpq::kMaxLists), AccessExclusiveLock);
+    add_int_reloption(livfpq_relopt_kind, "pq_m", "Sub-spaces of the product quantizer (0: dimensions / 8)", 0, 0,
+                      static_cast<int>(core::kMaxDims), AccessExclusiveLock);
+    add_int_reloption(livfpq_relopt_kind, "pq_bits", "Bits per sub-space code: 4 or 8", 8, 4, 8,
+                      AccessExclusiveLock);
+    add_int_reloption(livfpq_relopt_kind, "probes", "Default lists a scan probes (0: libravdb.ivfpq_probes)", 0, 0,
+                      static_cast<int>(core::ivfpq::kMaxLists), AccessExclusiveLock);
+    add_int_reloption(livfpq_relopt_kind, "rerank",
+                      "Default candidates a scan re-ranks exactly (0: libravdb.ivfpq_rerank)", 0, 0, 100000,
+                      AccessExclusiveLock);
 }
 
 void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,

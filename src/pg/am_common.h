@@ -15,6 +15,7 @@ extern "C" {
 #include "commands/progress.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 }
 
@@ -35,6 +36,9 @@ enum PageKind : uint16 {
     kPageMeta = 1,
     kPageFlatData = 2,
     kPageHnswData = 3,
+    kPageIvfDir = 4,   // livfpq list directory
+    kPageIvfData = 5,  // livfpq centroids and codebooks
+    kPageIvfList = 6,  // livfpq list entries
 };
 
 constexpr Size kPageHeaderSize = MAXALIGN(SizeOfPageHeaderData);
@@ -71,6 +75,14 @@ Buffer extend_index(Relation index);
 void register_am_options();
 extern relopt_kind lflat_relopt_kind;
 extern relopt_kind lhnsw_relopt_kind;
+extern relopt_kind livfpq_relopt_kind;
+
+// Search settings that an index option can override unless the session SETs
+// them: the check hook records in `extra` whether the value was set
+// explicitly (any source above the default), and explicit_source() reads
+// that back in the assign hook. RESET reinstalls the default's extra.
+bool check_explicit_source(int* newval, void** extra, GucSource source);
+inline bool explicit_source(void* extra) { return extra != nullptr && *static_cast<bool*>(extra); }
 
 // Cost of an ordered scan that reads `index_pages` once and evaluates a
 // distance per entry at `per_entry_cost`; paths without ORDER BY are refused.

@@ -3,6 +3,7 @@
 #include "guard.h"
 #include "lflat.h"
 #include "lhnsw.h"
+#include "livfpq.h"
 
 #include "libravdb/core/quantizer.h"
 
@@ -24,7 +25,8 @@ Relation open_our_index(Oid relid) {
     if (index->rd_rel->relkind != RELKIND_INDEX)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not an index", RelationGetRelationName(index))));
-    if (index->rd_rel->relam != am_oid("lflat") && index->rd_rel->relam != am_oid("lhnsw"))
+    const Oid am = index->rd_rel->relam;
+    if (am != am_oid("lflat") && am != am_oid("lhnsw") && am != am_oid("livfpq"))
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not a LibraVDB index", RelationGetRelationName(index))));
     return index;
@@ -47,6 +49,8 @@ LRV_FUNCTION(lrv_index_info) {
             static_cast<unsigned long long>(meta.n_live), static_cast<unsigned long long>(meta.n_free),
             static_cast<unsigned long long>(meta.n_slots), meta.entry_size, pages,
             static_cast<unsigned long long>(pages) * BLCKSZ);
+    } else if (am == am_oid("livfpq")) {
+        json = lrv::pg::livfpq::info(index);
     } else {
         json = lrv::pg::lhnsw::info(index);
     }
@@ -60,6 +64,8 @@ LRV_FUNCTION(lrv_index_check) {
     if (index->rd_rel->relam == am_oid("lflat")) {
         uint64 live = lrv::pg::lflat::check(index);
         json = psprintf("{\"am\": \"lflat\", \"ok\": true, \"tuples\": %llu}", static_cast<unsigned long long>(live));
+    } else if (index->rd_rel->relam == am_oid("livfpq")) {
+        json = lrv::pg::livfpq::check(index);
     } else {
         json = lrv::pg::lhnsw::check(index);
     }

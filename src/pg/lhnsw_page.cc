@@ -28,20 +28,7 @@ int max_scan_tuples_guc = 20000;
 
 namespace {
 
-// The check hook sees where a value comes from; it hands "set by the user"
-// to the assign hook through `extra`, so that RESET (which reinstalls the
-// boot value's extra) clears it again.
-bool check_ef_search(int* newval, void** extra, GucSource source) {
-    bool* explicit_set = static_cast<bool*>(malloc(sizeof(bool)));
-    if (explicit_set == nullptr) return false;
-    *explicit_set = source > PGC_S_DEFAULT;
-    *extra = explicit_set;
-    return true;
-}
-
-void assign_ef_search(int newval, void* extra) {
-    ef_search_guc_explicit = extra != nullptr && *static_cast<bool*>(extra);
-}
+void assign_ef_search(int newval, void* extra) { ef_search_guc_explicit = explicit_source(extra); }
 
 }  // namespace
 
@@ -49,7 +36,7 @@ void register_gucs() {
     DefineCustomIntVariable("libravdb.hnsw_ef_search", "Size of the candidate list of an lhnsw scan.",
                             "Larger values find more of the true nearest neighbours and take longer. When not set "
                             "in the session, an index's own ef_search option (if any) is used.",
-                            &ef_search_guc, 40, 1, 1000, PGC_USERSET, 0, check_ef_search, assign_ef_search,
+                            &ef_search_guc, 40, 1, 1000, PGC_USERSET, 0, check_explicit_source, assign_ef_search,
                             nullptr);
     DefineCustomIntVariable("libravdb.hnsw_max_scan_tuples",
                             "Graph nodes an lhnsw scan expands before it stops searching (0: no limit).",

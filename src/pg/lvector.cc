@@ -6,6 +6,7 @@
 #include "am_common.h"
 #include "guard.h"
 #include "lhnsw.h"
+#include "livfpq.h"
 
 extern "C" {
 #include "utils/guc.h"
@@ -22,6 +23,7 @@ static bool keep_vectors_inline = true;
 void _PG_init(void) {
     lrv::pg::register_am_options();
     lrv::pg::lhnsw::register_gucs();
+    lrv::pg::livfpq::register_gucs();
     // Read by the libravdb_keep_vectors_inline event trigger (see the
     // extension script); defined here so SET validates it and SHOW lists it.
     DefineCustomBoolVariable("libravdb.keep_vectors_inline",

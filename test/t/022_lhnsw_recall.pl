@@ -10,31 +10,17 @@
 use strict;
 use warnings;
 
-use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use LibraVDB::Test qw(new_node log_has_no_crash);
+use LibraVDB::Test qw(new_node log_has_no_crash fashion_mnist_dir fashion_mnist_images);
 
-my $dir = $ENV{LIBRAVDB_FASHION_MNIST} // '/usr/share/datasets/fashion-mnist';
-plan skip_all => "Fashion-MNIST not installed in $dir (Debian package dataset-fashion-mnist)"
-  unless -e "$dir/train-images-idx3-ubyte.gz";
+plan skip_all => 'Fashion-MNIST not installed (Debian package dataset-fashion-mnist)'
+  unless fashion_mnist_dir();
 
-# The first $n images of an idx3 file, as text vectors.
-sub images
-{
-	my ($file, $n) = @_;
-	my $raw;
-	gunzip("$dir/$file" => \$raw) or die "gunzip $file: $GunzipError";
-	my ($magic, $count, $rows, $cols) = unpack('N4', substr($raw, 0, 16));
-	die "$file: not an idx3 file" unless $magic == 0x803;
-	my $size = $rows * $cols;
-	return map { '[' . join(',', unpack('C*', substr($raw, 16 + $_ * $size, $size))) . ']' } 0 .. $n - 1;
-}
-
-my @base = images('train-images-idx3-ubyte.gz', 3000);
-my @queries = images('t10k-images-idx3-ubyte.gz', 30);
+my @base = fashion_mnist_images('train-images-idx3-ubyte.gz', 3000);
+my @queries = fashion_mnist_images('t10k-images-idx3-ubyte.gz', 30);
 
 my $node = new_node('recall', conf => "shared_buffers = 64MB\nmax_parallel_maintenance_workers = 1\n");
 my $tsv = $node->basedir . '/base.tsv';

@@ -5,6 +5,7 @@
 #   my $node = LibraVDB::Test::new_node('main');   # init, start, CREATE EXTENSION
 #   ...
 #   LibraVDB::Test::log_has_no_crash($node);      # one TAP test; end every file with it
+#   LibraVDB::Test::standby_catch_up($primary, $standby, 'after build');
 #
 # The crash pattern is the one test/run_all.sh and scripts/pgcluster.sh use on
 # server logs; keep them in step.
@@ -15,11 +16,14 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(new_node crash_lines log_has_no_crash $CRASH_PATTERN);
+our @EXPORT_OK = qw(new_node crash_lines log_has_no_crash standby_catch_up
+  fashion_mnist_dir fashion_mnist_images fashion_mnist_labels $CRASH_PATTERN);
 
 # A backend killed by a signal (SIGSEGV, SIGABRT, ...), a PANIC, or a failed
 # assertion in a cassert build. An immediate shutdown alone matches none of them.
@@ -37,6 +41,68 @@ sub new_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION libravdb');
 	return $node;
+}
+
+# Waits until $standby has replayed everything $primary has written so far;
+# dies at once, with the log lines that say why, if replay died (a WAL
+# consistency failure is a FATAL in the startup process), and after
+# timeout_default seconds otherwise. $when names the phase in the message.
+sub standby_catch_up
+{
+	my ($primary, $standby, $when) = @_;
+	my $target = $primary->lsn('insert');
+	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+	{
+		my ($ret, $out) = $standby->psql('postgres', "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn");
+		return if $ret == 0 && $out eq 't';
+		my @fatal = grep { /inconsistent page|PANIC|startup process .* (exited|terminated)/ } split /\n/,
+		  slurp_file($standby->logfile);
+		die "$when: standby replay failed:\n" . join("\n", @fatal) . "\n" if @fatal;
+		usleep(100_000);
+	}
+	die "$when: standby did not replay up to $target";
+}
+
+# Fashion-MNIST (Debian's dataset-fashion-mnist, gzipped idx files): the
+# directory, or undef when it is not installed. LIBRAVDB_FASHION_MNIST
+# overrides the place.
+sub fashion_mnist_dir
+{
+	my $dir = $ENV{LIBRAVDB_FASHION_MNIST} // '/usr/share/datasets/fashion-mnist';
+	return -e "$dir/train-images-idx3-ubyte.gz" ? $dir : undef;
+}
+
+sub _gunzip_idx
+{
+	my ($file) = @_;
+	my $dir = fashion_mnist_dir() // die 'Fashion-MNIST is not installed';
+	my $raw;
+	gunzip("$dir/$file" => \$raw) or die "gunzip $file: $GunzipError";
+	return $raw;
+}
+
+# The first $n images of an idx3 file ("train-images-idx3-ubyte.gz"), as
+# lvector text: '[0,12,...]'.
+sub fashion_mnist_images
+{
+	my ($file, $n) = @_;
+	my $raw = _gunzip_idx($file);
+	my ($magic, $count, $rows, $cols) = unpack('N4', substr($raw, 0, 16));
+	die "$file: not an idx3 file" unless $magic == 0x803;
+	die "$file holds $count images, not $n" if $n > $count;
+	my $size = $rows * $cols;
+	return map { '[' . join(',', unpack('C*', substr($raw, 16 + $_ * $size, $size))) . ']' } 0 .. $n - 1;
+}
+
+# The first $n labels (0-9) of an idx1 file ("train-labels-idx1-ubyte.gz").
+sub fashion_mnist_labels
+{
+	my ($file, $n) = @_;
+	my $raw = _gunzip_idx($file);
+	my ($magic, $count) = unpack('N2', substr($raw, 0, 8));
+	die "$file: not an idx1 file" unless $magic == 0x801;
+	die "$file holds $count labels, not $n" if $n > $count;
+	return unpack("C$n", substr($raw, 8, $n));
 }
 
 # The lines of a server log that show a crash; empty when there is none.
