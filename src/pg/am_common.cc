@@ -12,6 +12,7 @@ extern "C" {
 #include "pgstat.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
+#include "commands/vacuum.h"
 }
 
 #include "guard.h"
@@ -235,6 +236,58 @@ IndexBuildResult* finish_build(Relation index, const void* meta, Size len, doubl
     result->heap_tuples = heap_tuples;
     result->index_tuples = index_tuples;
     return result;
+}
+
+namespace {
+// Operator classes are ours alone (the extension script defines them).
+bool validate_opclass(Oid opclassoid) { return true; }
+}  // namespace
+
+IndexAmRoutine* make_am_routine(const AmCallbacks& cb) {
+    IndexAmRoutine* am = makeNode(IndexAmRoutine);
+    am->amstrategies = 0;
+    am->amsupport = 1;
+    am->amoptsprocnum = 0;
+    am->amcanorder = false;
+    am->amcanorderbyop = true;
+    am->amcanbackward = false;
+    am->amcanunique = false;
+    am->amcanmulticol = false;
+    am->amoptionalkey = true;
+    am->amsearcharray = false;
+    am->amsearchnulls = false;
+    am->amstorage = false;
+    am->amclusterable = false;
+    am->ampredlocks = false;
+    am->amcanparallel = false;
+    am->amcaninclude = false;
+    am->amusemaintenanceworkmem = cb.uses_maintenance_work_mem;
+    am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+    am->amkeytype = InvalidOid;
+
+    am->ambuild = cb.build;
+    am->ambuildempty = cb.build_empty;
+    am->aminsert = cb.insert;
+    am->ambulkdelete = cb.bulk_delete;
+    am->amvacuumcleanup = cb.vacuum_cleanup;
+    am->amcanreturn = nullptr;
+    am->amcostestimate = cb.cost_estimate;
+    am->amoptions = cb.options;
+    am->amproperty = nullptr;
+    am->ambuildphasename = cb.phase_name;
+    am->amvalidate = validate_opclass;
+    am->amadjustmembers = nullptr;
+    am->ambeginscan = cb.begin_scan;
+    am->amrescan = cb.rescan;
+    am->amgettuple = cb.get_tuple;
+    am->amgetbitmap = nullptr;
+    am->amendscan = cb.end_scan;
+    am->ammarkpos = nullptr;
+    am->amrestrpos = nullptr;
+    am->amestimateparallelscan = nullptr;
+    am->aminitparallelscan = nullptr;
+    am->amparallelrescan = nullptr;
+    return am;
 }
 
 LVector* orderby_vector(ScanKey key, int dims) {

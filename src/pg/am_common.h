@@ -90,6 +90,27 @@ void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_c
                                Cost* total_cost, Selectivity* selectivity, double* correlation, double* pages,
                                double per_entry_cpu_factor);
 
+// The IndexAmRoutine of one of our access methods: what differs between
+// them is the callbacks (and whether builds use maintenance_work_mem); the
+// rest is the same for all three -- one key column, ordered by an operator
+// only, tuples one at a time, no bitmaps, no unique or parallel scans.
+struct AmCallbacks {
+    ambuild_function build;
+    ambuildempty_function build_empty;
+    aminsert_function insert;
+    ambulkdelete_function bulk_delete;
+    amvacuumcleanup_function vacuum_cleanup;
+    amcostestimate_function cost_estimate;
+    amoptions_function options;
+    ambuildphasename_function phase_name;
+    ambeginscan_function begin_scan;
+    amrescan_function rescan;
+    amgettuple_function get_tuple;
+    amendscan_function end_scan;
+    bool uses_maintenance_work_mem;
+};
+IndexAmRoutine* make_am_routine(const AmCallbacks& cb);
+
 // Reads an orderby key's lvector; returns nullptr for NULL.
 struct LVector;
 LVector* orderby_vector(ScanKey key, int dims);

@@ -85,54 +85,24 @@ char* phase_name(int64 phase) {
     }
 }
 
-bool validate(Oid opclassoid) { return true; }
-
 }  // namespace
 }  // namespace lrv::pg::lhnsw
 
 LRV_FUNCTION(lrv_lhnsw_handler) {
-    IndexAmRoutine* am = makeNode(IndexAmRoutine);
-    am->amstrategies = 0;
-    am->amsupport = 1;
-    am->amoptsprocnum = 0;
-    am->amcanorder = false;
-    am->amcanorderbyop = true;
-    am->amcanbackward = false;
-    am->amcanunique = false;
-    am->amcanmulticol = false;
-    am->amoptionalkey = true;
-    am->amsearcharray = false;
-    am->amsearchnulls = false;
-    am->amstorage = false;
-    am->amclusterable = false;
-    am->ampredlocks = false;
-    am->amcanparallel = false;
-    am->amcaninclude = false;
-    am->amusemaintenanceworkmem = true;
-    am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
-    am->amkeytype = InvalidOid;
-
-    am->ambuild = lrv::pg::lhnsw::build;
-    am->ambuildempty = lrv::pg::lhnsw::build_empty;
-    am->aminsert = lrv::pg::lhnsw::insert;
-    am->ambulkdelete = lrv::pg::lhnsw::bulk_delete;
-    am->amvacuumcleanup = lrv::pg::lhnsw::vacuum_cleanup;
-    am->amcanreturn = nullptr;
-    am->amcostestimate = lrv::pg::lhnsw::cost_estimate;
-    am->amoptions = lrv::pg::lhnsw::options;
-    am->amproperty = nullptr;
-    am->ambuildphasename = lrv::pg::lhnsw::phase_name;
-    am->amvalidate = lrv::pg::lhnsw::validate;
-    am->amadjustmembers = nullptr;
-    am->ambeginscan = lrv::pg::lhnsw::begin_scan;
-    am->amrescan = lrv::pg::lhnsw::rescan;
-    am->amgettuple = lrv::pg::lhnsw::get_tuple;
-    am->amgetbitmap = nullptr;
-    am->amendscan = lrv::pg::lhnsw::end_scan;
-    am->ammarkpos = nullptr;
-    am->amrestrpos = nullptr;
-    am->amestimateparallelscan = nullptr;
-    am->aminitparallelscan = nullptr;
-    am->amparallelrescan = nullptr;
-    PG_RETURN_POINTER(am);
+    namespace am = lrv::pg::lhnsw;
+    lrv::pg::AmCallbacks cb{};
+    cb.build = am::build;
+    cb.build_empty = am::build_empty;
+    cb.insert = am::insert;
+    cb.bulk_delete = am::bulk_delete;
+    cb.vacuum_cleanup = am::vacuum_cleanup;
+    cb.cost_estimate = am::cost_estimate;
+    cb.options = am::options;
+    cb.phase_name = am::phase_name;
+    cb.begin_scan = am::begin_scan;
+    cb.rescan = am::rescan;
+    cb.get_tuple = am::get_tuple;
+    cb.end_scan = am::end_scan;
+    cb.uses_maintenance_work_mem = true;
+    PG_RETURN_POINTER(lrv::pg::make_am_routine(cb));
 }
