@@ -52,7 +52,7 @@ BEGIN
     RETURN n || ' rows, ' || CASE WHEN ordered THEN 'in order' ELSE 'OUT OF ORDER' END;
 END $$;
 
--- L2, 8-bit codes: plan, then exact answers with every list probed.
+-- L2, 4-bit codes (the default): plan, then exact answers with every list probed.
 CREATE INDEX ir_l2 ON ir USING livfpq (v lvector_l2_ops) WITH (lists = 10, pq_m = 4);
 EXPLAIN (COSTS OFF) SELECT id FROM ir ORDER BY v <-> '[1,2,3,4,5,6,7,8]' LIMIT 5;
 SELECT libravdb_index_info('ir_l2') - 'bytes' - 'pages' - 'list_size' AS info;
@@ -88,12 +88,13 @@ RESET libravdb.ivfpq_probes;
 RESET libravdb.ivfpq_rerank;
 DROP INDEX ir_l2;
 
--- 4-bit codes, and the other opclasses, exact with every list probed.
-CREATE INDEX ir_l2 ON ir USING livfpq (v lvector_l2_ops) WITH (lists = 8, pq_m = 8, pq_bits = 4);
+-- 8-bit codes (the default is 4), and the other opclasses, exact with every
+-- list probed.
+CREATE INDEX ir_l2 ON ir USING livfpq (v lvector_l2_ops) WITH (lists = 8, pq_m = 8, pq_bits = 8);
 SELECT libravdb_index_info('ir_l2') ->> 'code_bytes' AS code_bytes;
 SET libravdb.ivfpq_probes = 8;
 SET libravdb.ivfpq_rerank = 1000;
-SELECT iv_mismatches('<->', 10, 'true') AS l2_4bit;
+SELECT iv_mismatches('<->', 10, 'true') AS l2_8bit;
 DROP INDEX ir_l2;
 CREATE INDEX ir_ip ON ir USING livfpq (v lvector_ip_ops) WITH (lists = 8);
 CREATE INDEX ir_cos ON ir USING livfpq (v lvector_cosine_ops) WITH (lists = 8, pq_m = 2);
@@ -206,7 +207,7 @@ SELECT pg_temp.err($$CREATE INDEX ON ir USING livfpq (v lvector_l1_ops)$$);
 SELECT pg_temp.err($$CREATE INDEX ON ir USING livfpq (v lvector_l2_ops, v lvector_l2_ops)$$);
 SELECT pg_temp.err($$CREATE UNIQUE INDEX ON ir USING livfpq (v lvector_l2_ops)$$);
 CREATE TABLE iw (v lvector(9000));
-SELECT pg_temp.err($$CREATE INDEX ON iw USING livfpq (v lvector_l2_ops) WITH (pq_m = 9000)$$);
+SELECT pg_temp.err($$CREATE INDEX ON iw USING livfpq (v lvector_l2_ops) WITH (pq_m = 9000, pq_bits = 8)$$);
 CREATE TABLE ind (v lvector);
 SELECT pg_temp.err($$CREATE INDEX ON ind USING livfpq (v lvector_l2_ops)$$);
 SELECT pg_temp.err($$SET libravdb.ivfpq_probes = 0$$);

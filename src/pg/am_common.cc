@@ -123,9 +123,9 @@ void register_am_options() {
     livfpq_relopt_kind = add_reloption_kind();
     add_int_reloption(livfpq_relopt_kind, "lists", "Inverted lists (0: the square root of the row count)", 0, 0,
                       static_cast<int>(core::ivfpq::kMaxLists), AccessExclusiveLock);
-    add_int_reloption(livfpq_relopt_kind, "pq_m", "Sub-spaces of the product quantizer (0: dimensions / 8)", 0, 0,
+    add_int_reloption(livfpq_relopt_kind, "pq_m", "Sub-spaces of the product quantizer (0: dimensions / 4)", 0, 0,
                       static_cast<int>(core::kMaxDims), AccessExclusiveLock);
-    add_int_reloption(livfpq_relopt_kind, "pq_bits", "Bits per sub-space code: 4 or 8", 8, 4, 8,
+    add_int_reloption(livfpq_relopt_kind, "pq_bits", "Bits per sub-space code: 4 or 8", 4, 4, 8,
                       AccessExclusiveLock);
     add_int_reloption(livfpq_relopt_kind, "probes", "Default lists a scan probes (0: libravdb.ivfpq_probes)", 0, 0,
                       static_cast<int>(core::ivfpq::kMaxLists), AccessExclusiveLock);

@@ -53,7 +53,7 @@ void cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* 
     const int dims = TupleDescAttr(RelationGetDescr(rel), 0)->atttypmod;
     const double probes = effective_probes(rel);
     const double rerank = effective_rerank(rel);
-    const double pq_m = opts && opts->pq_m > 0 ? opts->pq_m : std::max(1.0, dims / 8.0);
+    const double pq_m = opts && opts->pq_m > 0 ? opts->pq_m : std::max(1.0, dims / 4.0);
     double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
     if (tuples < 1) tuples = 1;
     const double lists = opts && opts->lists > 0 ? opts->lists : std::max(1.0, std::sqrt(tuples));

@@ -10,12 +10,15 @@
 // their exact distances computed by the same kernels as the SQL operators,
 // and rows come out in exact order.
 //
-// The first refill returns everything it re-ranked, in order: that is the
-// answer the two settings describe. If the executor asks for more (a WHERE
-// threw rows away), later refills re-rank further candidates, probing the
-// next lists when theirs run out or look closer, merge them with rows
-// re-ranked before, and return only rows no farther than what remains is
-// likely to hold; the rest wait. So a WHERE never cuts a LIMIT short while
+// The first refill returns the closer half of what it re-ranked (for any
+// LIMIT up to rerank / 2, the answer the two settings describe), and of the
+// rest whatever is provably no farther than every row not yet re-ranked.
+// If the executor asks for more (a WHERE threw rows away), later refills
+// re-rank further candidates, probing the next lists when theirs run out or
+// may hold closer rows, merge them with rows re-ranked before, and return
+// only rows no farther than anything that remains can be: a list's rows lie
+// within its radius of its centroid, a candidate within its code's error of
+// its decoded vector. The rest wait. So a WHERE never cuts a LIMIT short while
 // matching rows exist. A row found closer than one already returned is
 // skipped: order is never broken, recall may be.
 //
@@ -245,6 +248,26 @@ double list_bound(const ScanCore* sc, std::size_t pos) {
     if (sc->metric == Metric::InnerProduct) return -static_cast<double>(sc->offset[l]) - sc->q_norm * sc->radius[l];
     return bound_from_distance(sc, std::sqrt(std::max(0.0f, sc->list_dist[pos])) - sc->radius[l]);
 }
+// Every list's radius, one read per directory page.
+void read_radii(Relation index, ScanCore* sc) {
+    const MetaPage& meta = sc->meta;
+    LRV_GUARDED(sc->radius.resize(meta.lists));
+    const uint32 per = iv::dir_per_page(meta.data_per_page);
+    for (uint32 first = 0; first < meta.lists; first += per) {
+        const BlockNumber blk = dir_block(meta, first);
+        Buffer buf = ReadBuffer(index, blk);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buf);
+        check_page(index, blk, page, kMagic, kPageIvfDir);
+        for (uint32 l = first; l < std::min(meta.lists, first + per); l++) {
+            ListDirEntry e;
+            std::memcpy(&e, page_data(page) + dir_offset(meta, l), sizeof e);
+            sc->radius[l] = e.radius;
+        }
+        UnlockReleaseBuffer(buf);
+    }
+}
+
 // A margin for float rounding in scores and kernels: a bound is trusted
 // only this far.
 constexpr double kSlack = 1e-4;
@@ -256,14 +279,10 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
     sc->out.clear();
     sc->out_pos = 0;
     while (sc->phase == Phase::Lists) {
-        // The first refill probes `probes` lists and returns all it re-ranks:
-        // the answer the settings ask for. Later refills serve a WHERE that
-        // threw those rows away, and are careful (see below).
+        // The first refill probes `probes` lists; later ones serve a WHERE
+        // that threw rows away.
         const bool first = sc->next_list == 0;
-        if (!first && sc->radius.empty()) {
-            LRV_GUARDED(sc->radius.resize(sc->meta.lists));
-            for (uint32 l = 0; l < sc->meta.lists; l++) sc->radius[l] = read_dir(index, sc->meta, l).radius;
-        }
+        if (sc->radius.empty()) read_radii(index, sc);
         if (first) {
             for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->order.size(); i++)
                 probe_list(index, sc, sc->order[sc->next_list++]);
@@ -283,11 +302,14 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
             // candidates not yet re-ranked and the lists not yet probed can
             // hold, so no row found later is closer than one they return.
             emit = sc->ranked.size();
-            if (!first && !exhausted) {
+            if (!exhausted) {
                 double limit = std::min(pool_bound(sc), list_bound(sc, sc->next_list));
                 limit -= kSlack * (std::fabs(limit) + 1);
+                const std::size_t trusted = first ? (sc->rerank + 1) / 2 : 0;
                 emit = 0;
-                while (emit < sc->ranked.size() && !sc->ranked[emit].null && sc->ranked[emit].value <= limit) emit++;
+                while (emit < sc->ranked.size() && !sc->ranked[emit].null &&
+                       (emit < trusted || sc->ranked[emit].value <= limit))
+                    emit++;
             }
             sc->out.assign(sc->ranked.begin(), sc->ranked.begin() + static_cast<long>(emit));
             sc->ranked.erase(sc->ranked.begin(), sc->ranked.begin() + static_cast<long>(emit));
