@@ -139,7 +139,7 @@ is($node->safe_psql('postgres', q{SELECT (libravdb_index_info('fm_l2') - 'bytes'
 plan_uses('fm_l2', 'fm', '<->');
 
 # Measured: 1.00 at the defaults, 1.00 at probes 40 / rerank 1000, 0.72 at
-# probes 1 / rerank 10 (PQ with 98 8-bit sub-quantizers is precise on this
+# probes 1 / rerank 10 (PQ with 196 4-bit sub-quantizers is precise on this
 # data, and rerank 100 is 1 % of the rows).
 my $r = recall('fm', '<->', 'exact_l2', $defaults);
 note(sprintf('fm_l2: mean recall@10 at the defaults %.4f', $r));
