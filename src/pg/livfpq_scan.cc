@@ -91,9 +91,10 @@ struct ScanCore {
     std::vector<float> q;                     // the query as the codes see it
     double q_norm = 0;
     bool query_null = true;
-    std::vector<uint32> order;   // lists, nearest centroid first
+    // (|q - c|^2 or -q.c, list), nearest first; sorted up to sorted_upto.
+    std::vector<std::pair<float, uint32>> lists_by_dist;
+    std::size_t sorted_upto = 0;
     std::vector<float> offset;   // inner product: q.c per list
-    std::vector<float> list_dist;  // L2 and cosine: |q - c|^2 of order[i]
     std::vector<float> radius;     // per list, read when first needed
     std::size_t next_list = 0;   // in order
     std::vector<Cand> pool;      // scored, not yet re-ranked
@@ -242,11 +243,19 @@ double pool_bound(const ScanCore* sc) {
     for (std::size_t i = sc->pool_pos; i < sc->pool.size(); i++) best = std::min(best, candidate_bound(sc, sc->pool[i]));
     return best;
 }
-double list_bound(const ScanCore* sc, std::size_t pos) {
-    if (pos >= sc->order.size()) return std::numeric_limits<double>::infinity();
-    const uint32 l = sc->order[pos];
+// The list at rank `pos` in centroid order (sorting the rest on first use).
+const std::pair<float, uint32>& list_at(ScanCore* sc, std::size_t pos) {
+    if (pos >= sc->sorted_upto) {
+        std::sort(sc->lists_by_dist.begin() + static_cast<long>(sc->sorted_upto), sc->lists_by_dist.end());
+        sc->sorted_upto = sc->lists_by_dist.size();
+    }
+    return sc->lists_by_dist[pos];
+}
+double list_bound(ScanCore* sc, std::size_t pos) {
+    if (pos >= sc->lists_by_dist.size()) return std::numeric_limits<double>::infinity();
+    const auto& [dist, l] = list_at(sc, pos);
     if (sc->metric == Metric::InnerProduct) return -static_cast<double>(sc->offset[l]) - sc->q_norm * sc->radius[l];
-    return bound_from_distance(sc, std::sqrt(std::max(0.0f, sc->list_dist[pos])) - sc->radius[l]);
+    return bound_from_distance(sc, std::sqrt(std::max(0.0f, dist)) - sc->radius[l]);
 }
 // Every list's radius, one read per directory page.
 void read_radii(Relation index, ScanCore* sc) {
@@ -284,17 +293,17 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
         const bool first = sc->next_list == 0;
         if (sc->radius.empty()) read_radii(index, sc);
         if (first) {
-            for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->order.size(); i++)
-                probe_list(index, sc, sc->order[sc->next_list++]);
-        } else if (sc->next_list < sc->order.size() &&
+            for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->lists_by_dist.size(); i++)
+                probe_list(index, sc, list_at(sc, sc->next_list++).second);
+        } else if (sc->next_list < sc->lists_by_dist.size() &&
                    (sc->pool_pos == sc->pool.size() || list_bound(sc, sc->next_list) <= pool_bound(sc))) {
-            for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->order.size(); i++)
-                probe_list(index, sc, sc->order[sc->next_list++]);
+            for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->lists_by_dist.size(); i++)
+                probe_list(index, sc, list_at(sc, sc->next_list++).second);
         }
         const std::size_t avail = sc->pool.size() - sc->pool_pos;
         const std::size_t n = std::min(avail, sc->batch);
         if (n > 0) rerank(scan, ss, n);
-        const bool exhausted = sc->next_list >= sc->order.size() && sc->pool_pos == sc->pool.size();
+        const bool exhausted = sc->next_list >= sc->lists_by_dist.size() && sc->pool_pos == sc->pool.size();
         std::size_t emit = 0;
         LRV_GUARDED({
             std::sort(sc->ranked.begin(), sc->ranked.end(), hit_less);
@@ -438,7 +447,8 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
         sc->scores.resize(per_page);
         sc->untrained = meta.trained_rows == 0;
         sc->query_null = q == nullptr;
-        sc->order.clear();
+        sc->lists_by_dist.clear();
+        sc->sorted_upto = 0;
         if (!sc->query_null) {
             const std::size_t d = meta.dims;
             core::QuantizerParams none;
@@ -464,13 +474,15 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
                 }
             }
             if (sc->metric == Metric::InnerProduct) t.pq->ip_table(sc->q.data(), sc->table.data());
-            sc->order.resize(meta.lists);
-            for (uint32 l = 0; l < meta.lists; l++) sc->order[l] = l;
-            std::stable_sort(sc->order.begin(), sc->order.end(),
-                             [&](uint32 a, uint32 b) { return dist[a] < dist[b]; });
-            sc->list_dist.resize(meta.lists);
-            for (uint32 i = 0; i < meta.lists; i++) sc->list_dist[i] = dist[sc->order[i]];
             sc->probes = std::min<std::size_t>(meta.lists, static_cast<std::size_t>(effective_probes(index)));
+            // Lists in centroid order: the first probes (and the next one,
+            // whose bound the first refill needs) now, the rest only if the
+            // scan gets that far.
+            sc->lists_by_dist.resize(meta.lists);
+            for (uint32 l = 0; l < meta.lists; l++) sc->lists_by_dist[l] = {dist[l], l};
+            sc->sorted_upto = std::min<std::size_t>(meta.lists, sc->probes + 1);
+            std::partial_sort(sc->lists_by_dist.begin(), sc->lists_by_dist.begin() + static_cast<long>(sc->sorted_upto),
+                              sc->lists_by_dist.end());
             sc->rerank = static_cast<std::size_t>(effective_rerank(index));
             if (sc->untrained) {
                 // No centroids or codebooks to trust: re-rank everything.
