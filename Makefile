@@ -19,6 +19,13 @@ OBJS       = $(CORE_SRCS:.cc=.o) $(PG_SRCS:.cc=.o)
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
+# Isolation specs for concurrent sessions (test/isolation/specs/*.spec,
+# expected output in test/isolation/expected/): `make installcheck` runs them
+# through pg_isolation_regress after the regression suite, in a database of
+# their own; results and diffs go to output_iso/.
+ISOLATION      = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
+
 SHLIB_LINK += -lstdc++ -lm
 EXTRA_CLEAN = $(OBJS) $(OBJS:.o=.d)
 

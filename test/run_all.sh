@@ -9,8 +9,11 @@
 #   deps     scripts/install-deps.sh (apt; a no-op when everything is there)
 #   build    make -j2 && make install (sudo when not root)
 #   unit     test/unit/run.sh: GoogleTest on the C++ core, no Postgres
+#   fuzz     test/fuzz/run.sh: libFuzzer targets (clang, ASan + UBSan) on the
+#            core's input parsers and page decoders, a bounded number of runs
 #   server   a throwaway cluster (scripts/pgcluster.sh) in a mktemp -d dir, free port
-#   regress  make installcheck: pg_regress on sql/[0-9]*.sql against that cluster
+#   regress  make installcheck: pg_regress on sql/[0-9]*.sql against that cluster,
+#            then pg_isolation_regress on test/isolation/specs/*.spec
 #   pgtap    pg_prove test/pgtap/*.sql: the catalog contract
 #   tap      prove test/t/*.pl: PostgreSQL::Test::Cluster (crash recovery, ...)
 #   bench    bench/tests/run.sh if present: the bench logic on tiny data
@@ -141,15 +144,17 @@ suite_server() {
 }
 
 suite_regress() {
-  rm -f regression.diffs regression.out
+  local d
+  rm -rf regression.diffs regression.out output_iso
   if make installcheck; then
     return 0
   fi
-  if [ -s regression.diffs ]; then
-    banner "regression.diffs"
-    head -n 600 regression.diffs
-    [ "$(wc -l < regression.diffs)" -gt 600 ] && echo "... (truncated; the whole file is $ROOT/regression.diffs)"
-  fi
+  for d in regression.diffs output_iso/regression.diffs; do
+    [ -s "$d" ] || continue
+    banner "$d"
+    head -n 600 "$d"
+    [ "$(wc -l < "$d")" -gt 600 ] && echo "... (truncated; the whole file is $ROOT/$d)"
+  done
   return 1
 }
 
@@ -239,6 +244,12 @@ if [ -f test/unit/run.sh ]; then
   run_suite unit "tests passed|tests failed" bash test/unit/run.sh
 else
   skip_suite unit "test/unit/run.sh not present"
+fi
+
+if [ -f test/fuzz/run.sh ]; then
+  run_suite fuzz "^fuzz: " bash test/fuzz/run.sh
+else
+  skip_suite fuzz "test/fuzz/run.sh not present"
 fi
 
 if [ "${STATUS[build]}" = PASS ]; then

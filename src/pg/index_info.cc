@@ -12,6 +12,10 @@ extern "C" {
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
 #include "utils/jsonb.h"
+#include "utils/syscache.h"
+#include "access/xlog.h"
+#include "catalog/pg_class.h"
+#include "storage/lmgr.h"
 }
 
 namespace {
@@ -59,7 +63,19 @@ LRV_FUNCTION(lrv_index_info) {
 }
 
 LRV_FUNCTION(lrv_index_check) {
-    Relation index = open_our_index(PG_GETARG_OID(0));
+    // A livfpq check holds off writers with ShareLock (see livfpq_check.cc).
+    // Taken before the relation is opened, not as an upgrade from
+    // AccessShareLock, which deadlocks against REINDEX CONCURRENTLY.
+    const Oid relid = PG_GETARG_OID(0);
+    if (!RecoveryInProgress()) {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+        if (HeapTupleIsValid(tup)) {
+            const Oid relam = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relam;
+            ReleaseSysCache(tup);
+            if (relam == am_oid("livfpq")) LockRelationOid(relid, ShareLock);
+        }
+    }
+    Relation index = open_our_index(relid);
     char* json;
     if (index->rd_rel->relam == am_oid("lflat")) {
         uint64 live = lrv::pg::lflat::check(index);

@@ -90,6 +90,8 @@ class PageGraph {
     // block's buffer is known: a hint to the CPU, harmless if stale.
     void prefetch(uint32 id) const noexcept;
 
+    // ERROR (XX002, under guard_pg) naming slot `slot`.
+    [[noreturn]] void corrupt(uint32 slot, const char* what) const;
     // Header of a slot (kSlotFree for a slot past the end of the index).
     hn::NodeHeader header(uint32 id);
     // Decoded vector of a node, for distances between two nodes.
@@ -126,6 +128,11 @@ class PageGraph {
     std::vector<uint32> ids_;
     uint64 reads_ = 0;
     uint64 evaluations_ = 0;
+    // Slots that may exist: n_slots at the scan's start, raised to what the
+    // index's blocks hold when a link (to a node inserted since) goes past
+    // it. A link beyond even that is corruption.
+    uint64 slot_bound_ = 0;
+    void check_link(uint32 from, uint32 stored_in, uint32 to);
 };
 
 // libravdb_index_check / libravdb_index_info for lhnsw, as JSON text.

@@ -130,10 +130,37 @@ PageGraph::PageGraph(Relation index, const MetaPage& meta)
       stream_(slot_stream(index, meta)) {
     buf_.resize(layout_.slot_size);
     ids_.resize(2 * static_cast<std::size_t>(meta.m));
+    slot_bound_ = meta.n_slots;
+}
+
+void PageGraph::corrupt(uint32 slot, const char* what) const {
+    const uint64 byte = static_cast<uint64>(slot) * meta_.slot_size;
+    guard_pg([&] {
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" is corrupted at block %u, offset %u (slot %u): %s",
+                               RelationGetRelationName(index_), Stream::block_of(byte / meta_.data_per_page),
+                               static_cast<uint32>(kPageHeaderSize + byte % meta_.data_per_page), slot, what)));
+    });
+    throw std::logic_error("unreachable");
+}
+
+void PageGraph::check_link(uint32 from, uint32 stored_in, uint32 to) {
+    if (likely(to < slot_bound_)) return;
+    BlockNumber nblocks = 0;
+    guard_pg([&] { nblocks = RelationGetNumberOfBlocks(index_); });
+    slot_bound_ = nblocks > 1 ? (static_cast<uint64>(nblocks - 1) * meta_.data_per_page) / meta_.slot_size : 0;
+    if (to >= slot_bound_) {
+        char what[160];
+        const uint64 at = static_cast<uint64>(stored_in) * meta_.slot_size;
+        snprintf(what, sizeof what, "link beyond the last slot, to slot %u (stored in slot %u at block %u)", to,
+                 stored_in, Stream::block_of(at / meta_.data_per_page));
+        corrupt(from, what);
+    }
 }
 
 void PageGraph::reset(const MetaPage& meta) {
     meta_ = meta;
+    slot_bound_ = meta.n_slots;
     stream_ = slot_stream(index_, meta);
     recent_ = recent_for(index_);
     reset_visited();
@@ -238,6 +265,14 @@ bool PageGraph::evaluate(uint32 id, Candidate* c) {
     std::memcpy(&h, node, sizeof h);
     if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) {
         UnlockReleaseBuffer(buf);
+        // Links may land on free, NULL or upper slots (VACUUM freed the node
+        // and an insert reused the slot); no flag outside the set is ever
+        // written.
+        if (unlikely(h.flags > hn::kNodeIsolated)) {
+            char what[64];
+            snprintf(what, sizeof what, "unknown slot flags %u", h.flags);
+            corrupt(id, what);
+        }
         return false;
     }
     c->flags = h.flags;
@@ -317,6 +352,8 @@ void PageGraph::links(uint32 id, int level, std::vector<uint32>* out) {
             out->push_back(x);
         }
     });
+    // Checked once the page is released: check_link may raise.
+    for (uint32 x : *out) check_link(id, slot, x);
 }
 
 void PageGraph::vector(uint32 id, float* out) {

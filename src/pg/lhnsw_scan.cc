@@ -89,6 +89,13 @@ void start_graph(ScanCore* sc) {
     PageGraph& g = *sc->graph;
     g.reset_visited();
     Candidate cur;
+    if (sc->meta.entry_point != hn::kNone) {
+        // The entry point is a node of the top level: VACUUM moves it off a
+        // node before freeing the slot, so anything else is corruption.
+        const hn::NodeHeader h = g.header(sc->meta.entry_point);
+        if ((h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) || h.level != sc->meta.max_level)
+            g.corrupt(sc->meta.entry_point, "the metapage's entry point is not a node of the top level");
+    }
     if (sc->meta.entry_point == hn::kNone || !g.evaluate(sc->meta.entry_point, &cur)) {
         sc->phase = Phase::Isolated;
         return;

@@ -68,6 +68,17 @@ inline uint8* list_entry(Page page, const iv::MetaPage& meta, uint32 i) {
     return reinterpret_cast<uint8*>(page_data(page)) + sizeof(iv::ListPageHeader) + std::size_t{i} * meta.entry_size;
 }
 void init_list_page(Page page, uint32 list);
+// The number of entries of list page `blk`, read under the caller's lock,
+// after checking that it is a list page of `list` whose count fits: ERROR (XX002) naming the block
+// otherwise. The buffer is released first, so the error owns nothing.
+uint32 list_page_entries(Relation index, const iv::MetaPage& meta, Buffer buf, BlockNumber blk, uint32 list);
+// ERROR (XX002) for entry `i` of list page `blk` whose flags do not belong
+// in list `list`; releases `buf` first.
+[[noreturn]] void bad_entry(Relation index, Buffer buf, BlockNumber blk, uint32 list, uint32 i, uint16 flags);
+inline bool entry_fits_list(const iv::MetaPage& meta, uint32 list, uint16 flags) {
+    if (list < meta.lists) return flags == iv::kEntryLive;
+    return flags == iv::kEntryNull || (flags == iv::kEntryZero && meta.metric == 2 /* cosine */);
+}
 
 // Where a vector goes: its list and code (code_bytes bytes), in *distance
 // how far it lies from the list's centroid and in *error how far the code's

@@ -34,6 +34,21 @@ namespace {
     pg_unreachable();
 }
 
+// True when `blk` is on the chain from `head` (the chain was checked).
+bool chain_has(Relation index, const MetaPage& meta, BlockNumber head, BlockNumber blk) {
+    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    uint32 hops = 0;
+    for (BlockNumber b = head; b != iv::kNoBlock && b < nblocks && hops <= nblocks; hops++) {
+        if (b == blk) return true;
+        Buffer buf = ReadBuffer(index, b);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
+        const BlockNumber next = list_header(BufferGetPage(buf))->next;
+        UnlockReleaseBuffer(buf);
+        b = next;
+    }
+    return false;
+}
+
 struct ListStats {
     uint64 entries = 0, nulls = 0, zeros = 0, pages = 0;
     uint32 min_len = UINT32_MAX, max_len = 0, empty = 0;
@@ -106,6 +121,11 @@ ListStats survey(Relation index, const MetaPage& meta) {
             last = blk;
             blk = next;
         }
+        if (e.free_hint != iv::kNoBlock && (e.free_hint >= nblocks || !seen[e.free_hint] ||
+                                            !chain_has(index, meta, e.head, e.free_hint))) {
+            snprintf(why, sizeof why, "list %u's insert hint, block %u, is not a page of its chain", list, e.free_hint);
+            corrupt(index, dir_block(meta, list), why);
+        }
         if (e.head != iv::kNoBlock && last != e.tail) {
             snprintf(why, sizeof why, "list %u ends at block %u but the directory says %u", list, last, e.tail);
             corrupt(index, dir_block(meta, list), why);
@@ -137,7 +157,7 @@ char* check(Relation index) {
     // (as amcheck's parent check does), until the end of the transaction.
     // A standby cannot take it; there, a check that runs while replay
     // changes the same list may report a mismatch that is gone on retry.
-    if (!RecoveryInProgress()) LockRelation(index, ShareLock);
+    if (!RecoveryInProgress()) LockRelation(index, ShareLock);  // already held when called from SQL
     const MetaPage meta = read_meta(index);
     const ListStats s = survey(index, meta);
     return psprintf("{\"am\": \"livfpq\", \"ok\": true, \"tuples\": %llu, \"lists\": %u, \"pages\": %llu}",
@@ -160,15 +180,13 @@ char* info(Relation index) {
     }
     const ListDirEntry nl = read_dir(index, meta, meta.lists);
     s.entries += nl.count;
-    const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
     const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     uint32 hops = 0;
     for (BlockNumber blk = nl.head; blk != iv::kNoBlock && blk < nblocks && hops <= nblocks; hops++) {
         Buffer buf = ReadBuffer(index, blk);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
+        const uint32 n = list_page_entries(index, meta, buf, blk, meta.lists);
         Page page = BufferGetPage(buf);
-        check_page(index, blk, page, kMagic, kPageIvfList);
-        const uint32 n = std::min<uint32>(list_header(page)->n_entries, per_page);
         for (uint32 i = 0; i < n; i++) {
             const uint16 f = reinterpret_cast<const iv::EntryHeader*>(list_entry(page, meta, i))->flags;
             s.nulls += f == iv::kEntryNull;

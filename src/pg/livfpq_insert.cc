@@ -83,13 +83,9 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
                                    RelationGetRelationName(index), list, blk)));
         Buffer buf = ReadBuffer(index, blk);
         LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        const uint32 used = list_page_entries(index, meta, buf, blk, list);
         Page page = BufferGetPage(buf);
-        check_page(index, blk, page, kMagic, kPageIvfList);
-        if (list_header(page)->list != list)
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("index \"%s\" has a page of list %u in the chain of list %u at block %u",
-                                   RelationGetRelationName(index), list_header(page)->list, list, blk)));
-        if (list_header(page)->n_entries < per_page) {
+        if (used < per_page) {
             target = buf;
             break;
         }

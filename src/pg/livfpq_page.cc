@@ -108,6 +108,40 @@ void init_list_page(Page page, uint32 list) {
     h->list = list;
 }
 
+uint32 list_page_entries(Relation index, const MetaPage& meta, Buffer buf, BlockNumber blk, uint32 list) {
+    Page page = BufferGetPage(buf);
+    const char* what = nullptr;
+    const bool ours = !PageIsNew(page) && PageGetSpecialSize(page) == kSpecialSize &&
+                      page_opaque(page)->magic == kMagic && page_opaque(page)->kind == kPageIvfList;
+    const iv::ListPageHeader* h = list_header(page);
+    const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
+    if (!ours)
+        what = nullptr;  // check_page below says what it is
+    else if (h->list != list)
+        what = "the page belongs to another list";
+    else if (h->n_entries > per_page)
+        what = "the page counts more entries than fit";
+    if (ours && what == nullptr) return h->n_entries;
+    const uint32 found_list = ours ? h->list : 0;
+    PGAlignedBlock copy;
+    std::memcpy(copy.data, page, BLCKSZ);
+    UnlockReleaseBuffer(buf);
+    check_page(index, blk, static_cast<Page>(copy.data), kMagic, kPageIvfList);
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("index \"%s\" is corrupted at block %u: %s", RelationGetRelationName(index), blk, what),
+                    errdetail("Reached from list %u; the page says list %u.", list, found_list)));
+    pg_unreachable();
+}
+
+void bad_entry(Relation index, Buffer buf, BlockNumber blk, uint32 list, uint32 i, uint16 flags) {
+    UnlockReleaseBuffer(buf);
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("index \"%s\" is corrupted at block %u: entry %u has flags %u, which do not belong in "
+                           "list %u",
+                           RelationGetRelationName(index), blk, i, flags, list)));
+    pg_unreachable();
+}
+
 namespace {
 
 // Bytes [0, len) of the stream that starts at block `first`, into out.

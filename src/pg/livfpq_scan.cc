@@ -139,7 +139,9 @@ void probe_list(Relation index, ScanCore* sc, uint32 list) {
             for (std::size_t i = 0; i < meta.dims; i++) sc->r[i] = sc->q[i] - c[i];
             pq.l2_table(sc->r.data(), sc->table.data());
         }
-        sc->pool.reserve(sc->pool.size() + e.count + per_page);
+        // The directory's count is a hint (and may be corrupted): reserve
+        // for a few pages, the pool grows as pages are read.
+        sc->pool.reserve(sc->pool.size() + std::min<std::size_t>(e.count, 64 * std::size_t{per_page}) + per_page);
     });
     const iv::AdcFn adc = meta.pq_bits == 8 ? iv::best_adc().adc8 : iv::best_adc().adc4;
     const float sign = sc->metric == Metric::InnerProduct ? -1.0f : 1.0f;
@@ -152,16 +154,15 @@ void probe_list(Relation index, ScanCore* sc, uint32 list) {
                                    RelationGetRelationName(index), list, blk)));
         Buffer buf = ReadBuffer(index, blk);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
+        const uint32 n = list_page_entries(index, meta, buf, blk, list);
         Page page = BufferGetPage(buf);
-        check_page(index, blk, page, kMagic, kPageIvfList);
         const iv::ListPageHeader* h = list_header(page);
-        const uint32 n = std::min<uint32>(h->n_entries, per_page);
         adc(sc->table.data(), meta.pq_m, list_entry(page, meta, 0) + sizeof(iv::EntryHeader), meta.entry_size, n,
             sc->scores.data());
         uint32 k = 0;
         for (uint32 i = 0; i < n; i++) {
             const auto* eh = reinterpret_cast<const iv::EntryHeader*>(list_entry(page, meta, i));
-            if (eh->flags != iv::kEntryLive) continue;
+            if (unlikely(eh->flags != iv::kEntryLive)) bad_entry(index, buf, blk, list, i, eh->flags);
             sc->page_cands[k++] = Cand{sign * (offset + sc->scores[i]), eh->error, iv::entry_tid_key(*eh)};
         }
         const BlockNumber next = h->next;
@@ -333,7 +334,7 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
         const MetaPage& meta = sc->meta;
         const ListDirEntry e = read_dir(index, meta, meta.lists);
         const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
-        LRV_GUARDED(sc->out.reserve(e.count + per_page));
+        LRV_GUARDED(sc->out.reserve(std::min<std::size_t>(e.count, 64 * std::size_t{per_page}) + per_page));
         const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
         uint32 hops = 0;
         for (BlockNumber blk = e.head; blk != iv::kNoBlock; hops++) {
@@ -343,12 +344,13 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
                                        RelationGetRelationName(index), blk)));
             Buffer buf = ReadBuffer(index, blk);
             LockBuffer(buf, BUFFER_LOCK_SHARE);
+            const uint32 n = list_page_entries(index, meta, buf, blk, meta.lists);
             Page page = BufferGetPage(buf);
-            check_page(index, blk, page, kMagic, kPageIvfList);
-            const uint32 n = std::min<uint32>(list_header(page)->n_entries, per_page);
             uint32 k = 0;
             for (uint32 i = 0; i < n; i++) {
                 const auto* eh = reinterpret_cast<const iv::EntryHeader*>(list_entry(page, meta, i));
+                if (unlikely(!entry_fits_list(meta, meta.lists, eh->flags)))
+                    bad_entry(index, buf, blk, meta.lists, i, eh->flags);
                 sc->page_cands[k++] = Cand{eh->flags == iv::kEntryZero ? 0.0f : 1.0f, 0.0f, iv::entry_tid_key(*eh)};
             }
             const BlockNumber next = list_header(page)->next;
@@ -367,7 +369,6 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
 void all_rows(IndexScanDesc scan, ScanCore* sc) {
     Relation index = scan->indexRelation;
     const MetaPage& meta = sc->meta;
-    const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
     const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     for (uint32 list = 0; list <= meta.lists; list++) {
         const ListDirEntry e = read_dir(index, meta, list);
@@ -379,9 +380,8 @@ void all_rows(IndexScanDesc scan, ScanCore* sc) {
                                        RelationGetRelationName(index), list, blk)));
             Buffer buf = ReadBuffer(index, blk);
             LockBuffer(buf, BUFFER_LOCK_SHARE);
+            const uint32 n = list_page_entries(index, meta, buf, blk, list);
             Page page = BufferGetPage(buf);
-            check_page(index, blk, page, kMagic, kPageIvfList);
-            const uint32 n = std::min<uint32>(list_header(page)->n_entries, per_page);
             for (uint32 i = 0; i < n; i++)
                 sc->page_cands[i] =
                     Cand{0, 0, iv::entry_tid_key(*reinterpret_cast<const iv::EntryHeader*>(list_entry(page, meta, i)))};

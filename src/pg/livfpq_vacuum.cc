@@ -51,10 +51,8 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             check_page(index, dblk, BufferGetPage(dbuf), kMagic, kPageIvfDir);
             Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
             LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+            const uint32 n = list_page_entries(index, meta, buf, blk, list);
             Page page = BufferGetPage(buf);
-            check_page(index, blk, page, kMagic, kPageIvfList);
-            iv::ListPageHeader* h = list_header(page);
-            const uint32 n = std::min<uint32>(h->n_entries, per_page);
             // Ask about every entry first; then only byte edits between
             // GenericXLogStart and Finish.
             uint32 ndead = 0;
