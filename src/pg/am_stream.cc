@@ -58,6 +58,20 @@ void lock_pages(const Stream& s, uint64 first, uint64 last, Buffer* bufs, bool* 
             fresh[i] = PageIsNew(page);
             if (!fresh[i]) check_page(s.index, blk, page, s.magic, s.kind);
         } else {
+            // Blocks between the end of the index and this one (an entry
+            // written before lower-numbered ones, such as an insert's upper
+            // slots before its node): added as empty stream pages, each
+            // logged, so a crash leaves only valid pages behind.
+            while (nblocks < blk) {
+                Buffer gap = extend_index(s.index);
+                GenericXLogState* state = GenericXLogStart(s.index);
+                Page pg = GenericXLogRegisterBuffer(state, gap, GENERIC_XLOG_FULL_IMAGE);
+                init_page(pg, s.magic, s.kind, s.data_per_page);
+                std::memset(page_data(pg), 0, s.data_per_page);
+                GenericXLogFinish(state);
+                UnlockReleaseBuffer(gap);
+                nblocks++;
+            }
             bufs[i] = extend_index(s.index);
             if (BufferGetBlockNumber(bufs[i]) != blk)
                 elog(ERROR, "index \"%s\" extended to block %u, expected %u", RelationGetRelationName(s.index),

@@ -31,7 +31,7 @@ namespace {
 
 struct Survey {
     uint64 live = 0, deleted = 0, nulls = 0, isolated = 0, uppers = 0, orphan_uppers = 0, free = 0;
-    uint64 level0_links = 0, unreachable = 0;
+    uint64 level0_links = 0, unreachable = 0, stale_links = 0;
     int top = -1;
 };
 
@@ -125,10 +125,12 @@ Survey survey(Relation index, bool strict) {
                 uint32 x = links[i];
                 if (x >= meta.n_slots) corrupt(index, meta, slot, "link beyond the last slot");
                 if (x == id) corrupt(index, meta, slot, "node links to itself");
-                if (!is_node(sc->flags[x]))
-                    corrupt(index, meta, slot, psprintf("link at level %d to slot %u, which holds no node", lev, x));
-                if (sc->level[x] < lev)
-                    corrupt(index, meta, slot, psprintf("link at level %d to a node of level %d", lev, sc->level[x]));
+                // A link to a slot that holds no node, or a node of a lower
+                // level, is what a known race leaves: an insert chose a
+                // neighbour that VACUUM then freed (and another insert may
+                // have reused). Scans skip such links; they are counted,
+                // not raised.
+                if (!is_node(sc->flags[x]) || sc->level[x] < lev) s.stale_links++;
                 for (std::size_t j = 0; j < i; j++)
                     if (links[j] == x) corrupt(index, meta, slot, "repeated link");
             }
@@ -168,10 +170,11 @@ char* check(Relation index) {
     Survey s = survey(index, true);
     return psprintf(
         "{\"am\": \"lhnsw\", \"ok\": true, \"tuples\": %llu, \"live\": %llu, \"deleted\": %llu, \"nulls\": %llu, "
-        "\"unreachable\": %llu, \"orphan_upper_slots\": %llu}",
+        "\"unreachable\": %llu, \"orphan_upper_slots\": %llu, \"stale_links\": %llu}",
         static_cast<unsigned long long>(s.live + s.nulls + s.isolated), static_cast<unsigned long long>(s.live),
         static_cast<unsigned long long>(s.deleted), static_cast<unsigned long long>(s.nulls + s.isolated),
-        static_cast<unsigned long long>(s.unreachable), static_cast<unsigned long long>(s.orphan_uppers));
+        static_cast<unsigned long long>(s.unreachable), static_cast<unsigned long long>(s.orphan_uppers),
+        static_cast<unsigned long long>(s.stale_links));
 }
 
 char* info(Relation index) {

@@ -220,6 +220,26 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     uint32 upper_ids[hn::kMaxLevel + 1];
     for (uint32 i = 0; i < n_upper; i++) upper_ids[i] = take_slot(s, &cur);
 
+    // Under the metapage lock no VACUUM frees a slot (it frees them one at a
+    // time under this lock): drop chosen neighbours that are no longer live
+    // nodes, among them any slot this insert has just taken for itself (a
+    // node VACUUM freed after the search found it), which would otherwise
+    // become a link to itself or to a free slot.
+    if (linked) {
+        LRV_GUARDED({
+            for (auto& ch : ic->chosen) {
+                ch.erase(std::remove_if(ch.begin(), ch.end(),
+                                        [&](const Candidate& c) {
+                                            if (c.id == id) return true;
+                                            for (uint32 i = 0; i < n_upper; i++)
+                                                if (c.id == upper_ids[i]) return true;
+                                            return ic->graph->header(c.id).flags != hn::kNodeLive;
+                                        }),
+                         ch.end());
+            }
+        });
+    }
+
     uint8* slot = ic->slot.data();
     for (uint32 i = 0; i < n_upper; i++) {
         std::memset(slot, 0, l.slot_size);

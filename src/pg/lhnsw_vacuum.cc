@@ -1,11 +1,13 @@
 // VACUUM for lhnsw, in three WAL-logged passes, each safe to stop after:
-//   1. Nodes whose heap tuples are dead are marked deleted (NULL and
-//      isolated nodes, which nothing links to, are freed at once). Deleted
-//      nodes stay navigable: scans pass through them without returning them.
-//   2. Every live node that links to a deleted one gets its list rebuilt
-//      from its live links and the deleted neighbours' live links, chosen
-//      with the heuristic; the entry point moves off a deleted node.
-//   3. Deleted nodes and their upper slots are freed; inserts reuse them.
+//   1. Nodes whose heap tuples are dead are marked deleted. Deleted nodes
+//      stay navigable: scans pass through them without returning them.
+//   2. The entry point moves off a deleted node; every live node that links
+//      to a deleted one gets its list rebuilt from its live links and the
+//      deleted neighbours' live links, chosen with the heuristic.
+//   3. Deleted nodes, their upper slots and dead NULL or isolated nodes
+//      (which nothing links to) are freed, one slot a WAL record that also
+//      carries the metapage's counts, so they always match the slots; inserts
+//      reuse the slots.
 // A VACUUM that stops after pass 1 or 2 leaves deleted nodes behind; the
 // next one finds them in pass 1 and finishes the job.
 // Core headers (and the standard headers they pull in) before the server's,
@@ -40,7 +42,8 @@ struct VacuumCore {
     core::distance::Metric metric;
     std::unique_ptr<PageGraph> graph;
     std::vector<uint8> deleted;      // per slot: 1 when the node is marked deleted
-    std::vector<uint32> to_free;     // deleted nodes and their upper slots
+    std::vector<uint32> to_free;     // deleted nodes and their upper slots, then null_frees
+    std::vector<uint32> null_frees;  // dead NULL and isolated nodes (in no graph)
     std::vector<uint32> links, dlinks, cur, next;
     std::vector<float> a, b;
     std::vector<Candidate> merged, pruned;
@@ -132,11 +135,11 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
 
     MetaPage meta = read_meta(index);
     VacuumCore* vc = context_owned<VacuumCore>(tmp, index, meta);
+    // Reserved now, so pass 1 (plain Postgres style) never allocates.
+    LRV_GUARDED(vc->null_frees.reserve(meta.n_slots));
 
     const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
-    uint64 live = 0, freed_nodes = 0, n_deleted = 0;
-    uint64 first_freed = UINT64_MAX;
-    std::size_t freed_slots = 0;
+    uint64 live = 0, n_deleted = 0;
 
     // Pass 1: mark.
     for (uint64 p = 0; p < npages; p++) {
@@ -167,19 +170,18 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
                 }
                 return;
             }
-            offs[nchange] = off;
-            if (h.flags == hn::kNodeLive) {
-                flags[nchange] = hn::kNodeDeleted;
-                vc->deleted[slot] = 1;
-                n_deleted++;
-            } else {
-                flags[nchange] = hn::kSlotFree;
-                freed_nodes++;
-                freed_slots++;
-                first_freed = std::min<uint64>(first_freed, slot);
-            }
-            nchange++;
             stats->tuples_removed += 1;
+            if (h.flags != hn::kNodeLive) {
+                // NULL and isolated nodes are in no graph: freed in pass 3,
+                // each together with the metapage's counts.
+                vc->null_frees.push_back(slot);
+                return;
+            }
+            offs[nchange] = off;
+            flags[nchange] = hn::kNodeDeleted;
+            vc->deleted[slot] = 1;
+            n_deleted++;
+            nchange++;
         });
         if (nchange > 0) {
             GenericXLogState* state = GenericXLogStart(index);
@@ -194,6 +196,20 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     }
 
     if (n_deleted > 0) {
+        // The entry point moves off a deleted node before any slot is freed,
+        // so no scan ever starts from a freed slot.
+        Buffer metabuf = ReadBuffer(index, kMetaBlock);
+        LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+        MetaPage cur = meta_from_buffer(index, metabuf);
+        if (cur.entry_point != hn::kNone && vc->is_deleted(cur.entry_point)) {
+            cur.entry_point = vc->best_entry;
+            cur.max_level = static_cast<uint8>(std::max(0, vc->best_level));
+            GenericXLogState* state = GenericXLogStart(index);
+            put_meta(GenericXLogRegisterBuffer(state, metabuf, 0), cur);
+            GenericXLogFinish(state);
+        }
+        UnlockReleaseBuffer(metabuf);
+
         // Pass 2: repair links into deleted nodes.
         for (uint32 slot = 0; slot < meta.n_slots; slot++) {
             if ((slot & 255) == 0) vacuum_delay_point();
@@ -202,7 +218,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             if (h.flags != hn::kNodeLive) continue;
             for (int lev = 0; lev <= h.level; lev++) LRV_GUARDED(vc->repair(slot, lev));
         }
-        // Pass 3: free deleted nodes and their upper slots.
+        // Pass 3's list: deleted nodes and their upper slots.
         LRV_GUARDED({
             for (uint32 slot = 0; slot < meta.n_slots; slot++) {
                 if (!vc->deleted[slot]) continue;
@@ -216,34 +232,39 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
                 }
             }
         });
+    }
+    LRV_GUARDED(vc->to_free.insert(vc->to_free.end(), vc->null_frees.begin(), vc->null_frees.end()));
+
+    // Pass 3: free. Each slot's header is cleared in the same WAL record as
+    // the metapage's counts change (metapage locked first, as inserts do), so
+    // an interrupted or crashed VACUUM leaves counts that match the slots.
+    if (!vc->to_free.empty()) {
         Stream s = slot_stream(index, meta);
         NodeHeader freeh{};
         for (uint32 slot : vc->to_free) {
             vacuum_delay_point();
-            stream_write(s, slot, 0, sizeof(NodeHeader), reinterpret_cast<const uint8*>(&freeh), InvalidBuffer,
-                         nullptr, nullptr);
-            first_freed = std::min<uint64>(first_freed, slot);
+            Buffer metabuf = ReadBuffer(index, kMetaBlock);
+            LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+            MetaPage cur = meta_from_buffer(index, metabuf);
+            NodeHeader h{};
+            LRV_GUARDED(h = vc->graph->header(slot));
+            if (h.flags != hn::kSlotUpper && cur.n_nodes > 0) cur.n_nodes--;
+            cur.n_free++;
+            cur.free_hint = std::min<uint64>(cur.free_hint, slot);
+            stream_write(s, slot, 0, sizeof(NodeHeader), reinterpret_cast<const uint8*>(&freeh), metabuf, apply_meta,
+                         &cur);
+            UnlockReleaseBuffer(metabuf);
         }
-        freed_slots += vc->to_free.size();
-        freed_nodes += n_deleted;
-    }
-
-    if (freed_slots > 0) {
-        Buffer metabuf = ReadBuffer(index, kMetaBlock);
-        LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-        MetaPage cur = meta_from_buffer(index, metabuf);
-        cur.n_nodes = cur.n_nodes >= freed_nodes ? cur.n_nodes - freed_nodes : 0;
-        cur.n_deleted = 0;
-        cur.n_free += freed_slots;
-        cur.free_hint = std::min<uint64>(cur.free_hint, first_freed);
-        if (cur.entry_point != hn::kNone && vc->is_deleted(cur.entry_point)) {
-            cur.entry_point = vc->best_entry;
-            cur.max_level = static_cast<uint8>(std::max(0, vc->best_level));
+        if (n_deleted > 0) {
+            Buffer metabuf = ReadBuffer(index, kMetaBlock);
+            LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+            MetaPage cur = meta_from_buffer(index, metabuf);
+            cur.n_deleted = 0;
+            GenericXLogState* state = GenericXLogStart(index);
+            put_meta(GenericXLogRegisterBuffer(state, metabuf, 0), cur);
+            GenericXLogFinish(state);
+            UnlockReleaseBuffer(metabuf);
         }
-        GenericXLogState* state = GenericXLogStart(index);
-        put_meta(GenericXLogRegisterBuffer(state, metabuf, 0), cur);
-        GenericXLogFinish(state);
-        UnlockReleaseBuffer(metabuf);
     }
 
     stats->num_index_tuples = static_cast<double>(live);

@@ -351,10 +351,12 @@ for my $case (
 	is($node->safe_psql('postgres', $own_sql), $own_expected, 'own-vector index scan past a self link answers exactly');
 	restore_at($link_pos, $old, 'self link');
 
+	# A link to a slot that holds no node is also what a known insert/VACUUM
+	# race leaves behind (README, lhnsw "Known limits"): the check counts it
+	# as a stale link instead of raising.
 	$old = corrupt_at($link_pos, pack('V', $upper));
-	fails_corrupted($node, q{SELECT libravdb_index_check('h_idx')},
-		qr/block $b, offset $o \(slot $victim_slot\): link at level 0 to slot $upper, which holds no node/,
-		'check on a link to an upper slot');
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"stale_links": 1\b/, 'check counts a link to an upper slot as stale');
 	is($node->safe_psql('postgres', $own_sql), $own_expected,
 		'own-vector index scan past a link to an upper slot answers exactly');
 	restore_at($link_pos, $old, 'link to an upper slot');
