@@ -14,10 +14,17 @@ queries, then N queries, the fastest of --repeat rounds.
                an ef sweep; l2, ip and cosine (hnswlib's spaces l2, ip and
                cosine order neighbours as <->, <#> and <=> do)
   faiss-flat   IndexFlatL2: exact brute force with FAISS's kernels
-  faiss-ivfpq  IndexIVFPQ (nlist = sqrt(n), 8-bit PQ with d/8 sub-vectors
-               or the nearest divisor of d) inside IndexRefineFlat, which
-               re-ranks k * k_factor candidates with exact distances;
-               an nprobe sweep
+  faiss-ivfpq  IndexIVFPQ (nlist from the build parameters, else sqrt(n);
+               8-bit PQ, or 4-bit with IndexIVFPQFastScan, with livfpq's
+               default sub-vector count for that width: the smallest
+               divisor of d that is at least d / 8, or d / 4; trained on a
+               random sample as large as livfpq's, 50 rows a list) inside
+               IndexRefineFlat, which re-ranks k * k_factor candidates with
+               exact distances; an (nprobe, k_factor) sweep; l2, ip (FAISS's
+               inner-product metric, largest first, as <#> orders; its
+               coarse quantizer IndexFlatIP, which k-means trains and
+               assigns by inner product too) and cosine (L2 on normalised
+               base and query vectors)
 """
 
 import math
@@ -52,14 +59,41 @@ def module_version(name: str):
     return version or "installed"
 
 
-def ivfpq_params(n: int, dims: int) -> dict:
-    """nlist about sqrt(n) (at least 1, at most n / 39 so that k-means has
-    39 training points per list, FAISS's minimum without a warning) and the
-    number of 8-bit PQ sub-quantizers: the largest divisor of dims that is at
-    most dims / 8 (8 dimensions or more per byte of code)."""
-    nlist = max(1, min(int(round(math.sqrt(n))), n // 39 or 1))
-    m = max(d for d in range(1, max(1, dims // 8) + 1) if dims % d == 0)
-    return {"nlist": nlist, "m": m, "nbits": 8}
+def ivfpq_params(n: int, dims: int, nlist=None, pq_bits: int = 8) -> dict:
+    """nlist (given, else about sqrt(n); at least 1, at most n / 39 so that
+    k-means has 39 training points per list, FAISS's minimum without a
+    warning) and the number of PQ sub-quantizers as livfpq picks it by
+    default (default_pq_m in src/pg/livfpq_build.cc): the smallest divisor
+    of dims that leaves at most 8 dimensions a sub-space with 8-bit codes
+    (98 for 784, 16 for 128), at most 4 with 4-bit codes (196 for 784)."""
+    want = int(nlist) if nlist else int(round(math.sqrt(n)))
+    nlist = max(1, min(want, n // 39 or 1))
+    dsub = 4 if int(pq_bits) == 4 else 8
+    m = next(d for d in range(max(1, -(-dims // dsub)), dims + 1) if dims % d == 0)
+    return {"nlist": nlist, "pq_m": m, "pq_bits": int(pq_bits)}
+
+
+def livfpq_train_rows(n: int, nlist: int) -> int:
+    """How many rows livfpq trains its centroids and codebooks on (its
+    reservoir sample, src/pg/livfpq_build.cc): 50 per list, at least 10240
+    (40 per 8-bit codeword), at most 2^17, at most n."""
+    return min(n, 1 << 17, max(256 * 40, 50 * nlist))
+
+
+def train_sample(base: np.ndarray, rows: int, seed: int = 1234) -> np.ndarray:
+    """rows rows of base, drawn at random with a fixed seed (in base order);
+    base itself when rows covers it."""
+    if rows >= len(base):
+        return base
+    idx = np.sort(np.random.default_rng(seed).choice(len(base), size=rows, replace=False))
+    return np.ascontiguousarray(base[idx])
+
+
+def normalized(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.ascontiguousarray(np.where(norms > 0, x / np.where(norms > 0, norms, 1), 0), dtype=np.float32)
 
 
 def timed_queries(search: Callable, queries: np.ndarray, warmup: np.ndarray, repeat: int) -> tuple:
@@ -86,9 +120,10 @@ class Engine:
     """One in-process index: build() once, then search settings and queries."""
 
     def __init__(self, engine: str, metric: str, base: np.ndarray, build_params: dict):
-        if metric not in HNSWLIB_SPACES or (engine != "hnswlib" and metric != "l2"):
+        multi = engine in ("hnswlib", "faiss-ivfpq")
+        if metric not in HNSWLIB_SPACES or (not multi and metric != "l2"):
             raise ValueError(f"in-process {engine} is measured for "
-                             + ("l2, ip and cosine" if engine == "hnswlib" else "l2") + f" only, not {metric}")
+                             + ("l2, ip and cosine" if multi else "l2") + f" only, not {metric}")
         self.metric = metric
         self.engine = engine
         self.base = np.ascontiguousarray(base, dtype=np.float32)
@@ -114,17 +149,34 @@ class Engine:
                 self.index = faiss.IndexFlatL2(d)
                 self.index.add(self.base)
             elif self.engine == "faiss-ivfpq":
-                p = ivfpq_params(n, d)
+                p = ivfpq_params(n, d, self.build_params.get("nlist"), self.build_params.get("pq_bits", 8))
+                # Trained on as many rows as livfpq samples (FAISS would take
+                # every row: 5x the training time for the same code).
+                p["train_rows"] = livfpq_train_rows(n, p["nlist"])
+                # 4-bit codes: FAISS's fast-scan IVFPQ (SIMD look-ups in
+                # registers, as livfpq's 4-bit kernels), which wants an even
+                # number of sub-quantizers; else the plain IVFPQ.
+                p["fast_scan"] = p["pq_bits"] == 4 and p["pq_m"] % 2 == 0
                 self.build_params.update(p)
-                quantizer = faiss.IndexFlatL2(d)
-                ivf = faiss.IndexIVFPQ(quantizer, d, p["nlist"], p["m"], p["nbits"])
+                # Cosine: unit vectors, ordered as <=> orders them.
+                base = normalized(self.base) if self.metric == "cosine" else self.base
+                cls = faiss.IndexIVFPQFastScan if p["fast_scan"] else faiss.IndexIVFPQ
+                # Cosine runs as L2 on unit vectors (|a - b|^2 = 2 - 2 cos):
+                # FAISS's inner-product k-means would put every vector on
+                # the centroids of largest norm.
+                if self.metric in ("l2", "cosine"):
+                    quantizer = faiss.IndexFlatL2(d)
+                    ivf = cls(quantizer, d, p["nlist"], p["pq_m"], p["pq_bits"])
+                else:
+                    quantizer = faiss.IndexFlatIP(d)
+                    ivf = cls(quantizer, d, p["nlist"], p["pq_m"], p["pq_bits"], faiss.METRIC_INNER_PRODUCT)
                 ivf.cp.seed = 1234
-                ivf.train(self.base)
-                # The refine index keeps the full vectors beside the codes;
-                # adding through it fills both.
+                ivf.train(train_sample(base, p["train_rows"]))
+                # The refine index keeps the full vectors beside the codes
+                # (with the base index's metric); adding through it fills both.
                 refine = faiss.IndexRefineFlat(ivf)
                 refine.k_factor = float(self.build_params.get("k_factor", 4))
-                refine.add(self.base)
+                refine.add(base)
                 self.index = refine
                 self._keep = [quantizer, ivf]
             else:
@@ -148,6 +200,8 @@ class Engine:
             self.index.set_ef(int(search_params["ef"]))
         if "nprobe" in search_params:
             self._keep[1].nprobe = int(search_params["nprobe"])
+        if "k_factor" in search_params:   # IndexRefineFlat reads it at every search
+            self.index.k_factor = float(search_params["k_factor"])
 
     def searcher(self, k: int) -> Callable:
         if self.engine == "hnswlib":
@@ -158,6 +212,11 @@ class Engine:
                 return labels[0]
             return search
         idx = self.index
+        if self.metric == "cosine":
+            def search(q):
+                _, labels = idx.search(normalized(q.reshape(1, -1)), k)
+                return labels[0]
+            return search
 
         def search(q):
             _, labels = idx.search(q.reshape(1, -1), k)

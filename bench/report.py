@@ -9,7 +9,8 @@ SETTINGS = ("shared_buffers", "maintenance_work_mem", "work_mem", "max_parallel_
 
 
 # Search settings of the indexes measured (those a server lacks are left out).
-SEARCH_SETTINGS = ("libravdb.hnsw_ef_search", "libravdb.hnsw_max_scan_tuples", "hnsw.ef_search",
+SEARCH_SETTINGS = ("libravdb.hnsw_ef_search", "libravdb.hnsw_max_scan_tuples", "libravdb.ivfpq_probes",
+                   "libravdb.ivfpq_rerank", "hnsw.ef_search",
                    "hnsw.iterative_scan", "hnsw.max_scan_tuples", "hnsw.scan_mem_multiplier",
                    "ivfflat.probes", "ivfflat.iterative_scan", "ivfflat.max_probes")
 
@@ -65,7 +66,8 @@ def header_markdown(env: dict) -> str:
         "",
         f"- data set: **{env['dataset']}**, {env['rows']} rows x {env['dims']} dims, "
         f"{env['queries']} queries (+{env['warmup']} warm-up), k = {env['k']}"
-        + (f", fastest of {env['repeat']} rounds" if env.get("repeat", 1) > 1 else ""),
+        + (f", fastest of {env['repeat']} rounds" if env.get("repeat", 1) > 1 else "")
+        + (f"; build times: fastest of {env['build_repeat']} builds" if env.get("build_repeat", 1) > 1 else ""),
         f"- PostgreSQL {s['postgres']}; libravdb {s['libravdb']} (kernels: {s['libravdb_simd_level']}"
         + (f"; harness from commit {env['source']}" if env.get("source") else "")
         + (f"; extension {env['extension_build']}" if env.get("extension_build") else "") + "); "
@@ -237,8 +239,9 @@ def _ratio_cell(at: dict, role: str) -> str:
 
 def curves_markdown(curves: list) -> str:
     """Approximate indexes against their baseline (pgvector HNSW with the same
-    m and ef_construction) and the in-process ceiling (hnswlib): build time,
-    size, and QPS at fixed recall levels taken from each recall/QPS curve."""
+    m and ef_construction, pgvector IVFFlat with the same lists) and the
+    in-process ceiling (hnswlib, FAISS IVFPQ): build time, size, and QPS at
+    fixed recall levels taken from each recall/QPS curve."""
     if not curves:
         return ""
     levels = list(curves[0]["at"])
@@ -271,6 +274,43 @@ def curves_markdown(curves: list) -> str:
     return "\n".join(rows) + "\n" + note
 
 
+def _goal_value(item: dict, side: str) -> str:
+    v = item.get(side)
+    if v is None:
+        return "not reached" if item["kind"] in ("qps", "ceiling") and side == "ours" else "-"
+    if item["kind"] in ("qps", "ceiling"):
+        return _qps_cell(v, item.get(f"{side}_how"))
+    if item["kind"] == "size":
+        return f"{v / 2**20:.1f} MB"
+    return f"{v:.1f} s"
+
+
+def goals_markdown(curves: list) -> str:
+    """The goals targets carry (Target.goals, e.g. issue 6's for livfpq),
+    checked against this run: what was measured on both sides, the ratio,
+    and whether the goal is met. A goal whose other side is not in the run
+    says so."""
+    rows = []
+    for c in curves:
+        for g in c.get("goals", []):
+            ratio = g.get("ratio")
+            cell = "-" if ratio is None else f"{'~' if g.get('approx') else ''}{ratio:.2f}x"
+            met = {True: "**yes**", False: "**no**", None: "-"}[g.get("met")]
+            if g.get("note"):
+                met += f" ({g['note']})"
+            build = ", ".join(f"{k}={v}" for k, v in c["build"].items()) or "-"
+            rows.append(f"| {c['target']} | {build} | {g['goal']} | {_goal_value(g, 'ours')} | "
+                        f"{_goal_value(g, 'theirs')} | {cell} | {met} |")
+    if not rows:
+        return ""
+    sources = sorted({g.get("source") for c in curves for g in c.get("goals", []) if g.get("source")})
+    head = ["| target | build | goal" + (f" ({', '.join(sources)})" if sources else "")
+            + " | ours | theirs | ratio | met |", "|---|---|---|---:|---:|---:|---|"]
+    note = ("\nQPS is read off both recall/QPS curves at the goal's recall level, as in the table above "
+            "(≥ and ~: a lower bound); the ceiling row is information, not a goal.\n")
+    return "\n".join(head + rows) + "\n" + note
+
+
 def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bool, titled: bool,
                      curves: list = ()) -> list:
     """The report sections of one data set."""
@@ -285,7 +325,11 @@ def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bo
     if inproc:
         md += ["## In-process ceilings (hnswlib / FAISS inside Python, no SQL)\n", inprocess_markdown(inproc)]
     if curves:
-        md += ["## Recall/QPS curves against pgvector HNSW and the hnswlib ceiling\n", curves_markdown(list(curves))]
+        md += ["## Recall/QPS curves against the baselines (pgvector) and the in-process ceilings\n",
+               curves_markdown(list(curves))]
+        goals = goals_markdown(list(curves))
+        if goals:
+            md += ["## Goals\n", goals]
     if comps:
         md += ["## libravdb / pgvector (same run, same queries)\n", comparisons_markdown(comps)]
     elif not have_pgvector:

@@ -293,6 +293,16 @@ class RunnerHelpersTest(unittest.TestCase):
         with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
             runner.parse_args(["--k2", "5"])            # must exceed --k
 
+    def test_build_repeat(self):
+        self.assertEqual(runner.parse_args([]).build_repeat, 1)
+        self.assertEqual(runner.parse_args(["--build-repeat", "3"]).build_repeat, 3)
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            runner.parse_args(["--build-repeat", "0"])
+        rounds = [{"index": "i", "build_s": s, "index_bytes": 10, "wal_bytes": w} for s, w in ((3.2, 1), (2.9, 2), (3.5, 3))]
+        b = runner.fastest_build(rounds)
+        self.assertEqual((b["build_s"], b["build_rounds_s"], b["wal_bytes"]), (2.9, [3.2, 2.9, 3.5], 3))
+        self.assertNotIn("build_rounds_s", runner.fastest_build(rounds[:1]))
+
     def test_recall_levels_option(self):
         self.assertEqual(runner.parse_recall_levels("0.99, 0.95,0.99"), [0.95, 0.99])
         self.assertEqual(runner.parse_args([]).recall_levels_list, [0.95, 0.99])
@@ -366,10 +376,30 @@ class InProcessTest(unittest.TestCase):
         self.ids, self.d = datasets.brute_force_topk(self.queries, self.base, "l2", 10)
 
     def test_ivfpq_params(self):
-        self.assertEqual(inprocess.ivfpq_params(60000, 784), {"nlist": 245, "m": 98, "nbits": 8})
-        self.assertEqual(inprocess.ivfpq_params(1000000, 128)["m"], 16)
-        self.assertEqual(inprocess.ivfpq_params(100, 7)["m"], 1)      # 7 / 8 rounds down to 1 sub-vector
+        self.assertEqual(inprocess.ivfpq_params(60000, 784), {"nlist": 245, "pq_m": 98, "pq_bits": 8})
+        self.assertEqual(inprocess.ivfpq_params(60000, 784, pq_bits=4), {"nlist": 245, "pq_m": 196, "pq_bits": 4})
+        self.assertEqual(inprocess.ivfpq_params(1000000, 128)["pq_m"], 16)
+        self.assertEqual(inprocess.ivfpq_params(1000000, 128, pq_bits=4)["pq_m"], 32)
+        self.assertEqual(inprocess.ivfpq_params(1000, 100, pq_bits=4)["pq_m"], 25)
+        self.assertEqual(inprocess.ivfpq_params(100, 7)["pq_m"], 1)      # 7 / 8 rounds up to 1 sub-vector
         self.assertEqual(inprocess.ivfpq_params(100, 16)["nlist"], 2)  # 39 training points per list
+        # livfpq's default pq_m: the smallest divisor of d that is >= d / 8.
+        self.assertEqual(inprocess.ivfpq_params(1000, 100)["pq_m"], 20)   # 12.5 -> 20 (not 10)
+        self.assertEqual(inprocess.ivfpq_params(1000, 97)["pq_m"], 97)    # a prime: one dimension a sub-vector
+        self.assertEqual(inprocess.ivfpq_params(100000, 784, nlist=245)["nlist"], 245)
+        self.assertEqual(inprocess.ivfpq_params(600, 16, nlist=245)["nlist"], 15)   # capped by n / 39
+        self.assertEqual(inprocess.livfpq_train_rows(60000, 245), 12250)     # 50 a list
+        self.assertEqual(inprocess.livfpq_train_rows(60000, 10), 10240)      # at least 40 per 8-bit codeword
+        self.assertEqual(inprocess.livfpq_train_rows(600, 15), 600)
+        self.assertEqual(inprocess.livfpq_train_rows(10**7, 4000), 1 << 17)
+        x = np.arange(20, dtype=np.float32).reshape(10, 2)
+        s = inprocess.train_sample(x, 4)
+        self.assertEqual(s.shape, (4, 2))
+        self.assertTrue(np.array_equal(s, inprocess.train_sample(x, 4)))   # fixed seed
+        self.assertTrue(np.all(np.diff(s[:, 0]) > 0))                      # distinct rows, in base order
+        self.assertIs(inprocess.train_sample(x, 10), x)
+        z = inprocess.normalized(np.array([[3, 4], [0, 0]], dtype=np.float32))
+        self.assertTrue(np.allclose(z, [[0.6, 0.8], [0, 0]]))
 
     def test_timed_queries_keeps_the_fastest_round(self):
         calls = []
@@ -390,12 +420,13 @@ class InProcessTest(unittest.TestCase):
         t = targets.Target(t.name, None, "l2", kind="inprocess", engine=t.engine, build_params=t.build_params,
                            search_params=t.search_params[-1:], requires_module=t.requires_module)
         out = list(inprocess.run(t, self.base, self.queries, self.queries[:2], 10, 1, log=lambda m: None))
-        self.assertEqual(len(out), 1)
-        bp, build, sp, summary, results = out[0]
-        self.assertGreater(build["index_bytes"], 0)
-        self.assertEqual(build["build_threads"], 1)
-        self.assertGreaterEqual(metrics.mean_recall(results, self.queries, self.base, self.d, "l2", 10), min_recall)
-        return bp
+        self.assertEqual(len(out), len(t.build_params))      # one search point per build
+        for bp, build, sp, summary, results in out:
+            self.assertGreater(build["index_bytes"], 0)
+            self.assertEqual(build["build_threads"], 1)
+            self.assertGreaterEqual(metrics.mean_recall(results, self.queries, self.base, self.d, "l2", 10),
+                                    min_recall, bp)
+        return [o[0] for o in out]
 
     def test_hnswlib(self):
         self._check("inproc-hnswlib-l2", 0.95)
@@ -404,12 +435,33 @@ class InProcessTest(unittest.TestCase):
         self._check("inproc-faiss-flat-l2", 1.0)
 
     def test_faiss_ivfpq_with_refine(self):
-        bp = self._check("inproc-faiss-ivfpq-l2", 0.9)
-        self.assertEqual((bp["nlist"], bp["m"], bp["k_factor"]), (15, 2, 4))
+        eight, four = self._check("inproc-faiss-ivfpq-l2", 0.9)
+        self.assertEqual((eight["nlist"], eight["pq_m"], eight["pq_bits"], eight["train_rows"], eight["fast_scan"]),
+                         (15, 2, 8, 600, False))
+        # 4-bit codes on d / 4 sub-spaces, with FAISS's fast scan (pq_m even).
+        self.assertEqual((four["pq_m"], four["pq_bits"], four["fast_scan"]), (4, 4, True))
+
+    def test_faiss_ivfpq_ip_cosine_and_k_factor(self):
+        if not inprocess.module_version("faiss"):
+            self.skipTest("faiss not importable")
+        for metric in ("l2", "ip", "cosine"):
+            ids, d = datasets.brute_force_topk(self.queries, self.base, metric, 10)
+            t = targets.REGISTRY[f"inproc-faiss-ivfpq-{metric}"]
+            t = targets.Target(t.name, None, metric, kind="inprocess", engine=t.engine, build_params=t.build_params,
+                               search_params=[{"nprobe": 1, "k_factor": 1}, {"nprobe": 15, "k_factor": 30}],
+                               requires_module="faiss")
+            out = list(inprocess.run(t, self.base, self.queries, self.queries[:2], 10, 1, log=lambda m: None))
+            self.assertEqual([o[2] for o in out], t.search_params * 2)        # both code widths
+            for i in (0, 2):
+                low, high = (metrics.mean_recall(o[4], self.queries, self.base, d, metric, 10) for o in out[i:i + 2])
+                # Every list probed and 300 of 600 rows re-ranked exactly: (nearly) exact.
+                self.assertGreaterEqual(high, 0.95, (metric, out[i][0]))
+                self.assertLess(low, high, (metric, out[i][0]))
 
     def test_metric_other_than_l2_is_refused_by_faiss(self):
         with self.assertRaises(ValueError):
             inprocess.Engine("faiss-flat", "ip", self.base, {})
+        inprocess.Engine("faiss-ivfpq", "cosine", self.base, {})       # IVFPQ: every ANN metric
         with self.assertRaises(ValueError):
             inprocess.Engine("hnswlib", "l1", self.base, {})
 
@@ -859,6 +911,195 @@ class LhnswTargetsTest(unittest.TestCase):
                          ["libravdb.hnsw_ef_search=40 (wanted 80)", "libravdb.no_such=None (wanted 1)"])
         self.assertEqual(concurrency.parse_set("SET hnsw.iterative_scan TO 'relaxed_order';"),
                          ("hnsw.iterative_scan", "relaxed_order"))
+
+
+@unittest.skipIf(runner is None, "psycopg missing")
+class LivfpqTargetsTest(unittest.TestCase):
+    def pt(self, target, recall, qps, build=None, search=None, **kw):
+        p = {"dataset": "d", "target": target, "recall": recall, "qps": qps, "filter": None, "kind": "index",
+             "build": build if build is not None else {"lists": 245}, "search": search or {},
+             "build_s": 10.0, "index_bytes": 100 * 2**20}
+        p.update(kw)
+        return p
+
+    def test_registry(self):
+        for metric in ("l2", "ip", "cosine"):
+            t = targets.REGISTRY[f"lvector-livfpq-{metric}"]
+            self.assertEqual((t.requires_am, t.baseline, t.ceiling, t.exact_results, t.default, t.size_reference),
+                             ("livfpq", f"pgvector-ivfflat-{metric}", f"inproc-faiss-ivfpq-{metric}", False, False,
+                              f"lvector-lhnsw-{metric}"))
+            self.assertEqual(t.size_reference_build, {"quantizer": "none"})
+            self.assertEqual((t.goals["recall"], t.goals["qps_vs_baseline"], t.goals["size_vs_reference"],
+                              t.goals["build_vs_baseline"]), (0.95, 2.0, 0.15, 1.0))
+            self.assertEqual(t.build_params, [{"lists": 245, "pq_bits": 4}, {"lists": 245, "pq_bits": 8}])
+            sql = t.index_sql.format(index="i", table="items", opclass=t.opclass, **t.build_params[1])
+            self.assertEqual(sql, f"CREATE INDEX i ON items USING livfpq (embedding lvector_{metric}_ops) "
+                                  "WITH (lists = 245, pq_bits = 8)")
+            self.assertIn({"probes": 10, "rerank": 100}, t.search_params)     # livfpq's defaults
+            self.assertEqual([st.format(probes=10, rerank=100) for st in t.search_sql],
+                             ["SET libravdb.ivfpq_probes = 10", "SET libravdb.ivfpq_rerank = 100",
+                              "SET enable_seqscan = off"])
+            probes = [p["probes"] for p in t.search_params]
+            self.assertEqual(probes, sorted(probes))
+            self.assertTrue(all(p["rerank"] >= 20 and p["rerank"] >= p["probes"] for p in t.search_params))
+            # Every livfpq point has an IVFFlat point at the same probes.
+            b = targets.REGISTRY[t.baseline]
+            self.assertEqual((b.build_params, b.requires_am), ([{"lists": 245}], "ivfflat"))
+            self.assertEqual(b.index_sql.format(index="i", table="t", opclass=b.opclass, lists=245),
+                             f"CREATE INDEX i ON t USING ivfflat (embedding vector_{metric}_ops) WITH (lists = 245)")
+            bprobes = [p["probes"] for p in b.search_params]
+            self.assertEqual((bprobes[0], bprobes[-1]), (1, 40))
+            self.assertTrue(set(probes) <= set(bprobes))
+            # The ceiling sweeps the same candidates: nprobe = probes, k_factor = rerank / 10.
+            c = targets.REGISTRY[t.ceiling]
+            self.assertEqual((c.engine, c.metric, c.build_params),
+                             ("faiss-ivfpq", metric, [{"nlist": 245, "pq_bits": 8}, {"nlist": 245, "pq_bits": 4}]))
+            self.assertEqual([(p["nprobe"], p["k_factor"] * 10) for p in c.search_params],
+                             [(p["probes"], p["rerank"]) for p in t.search_params])
+        for tag, col in (("f10", "category"), ("f1", "category100")):
+            t = targets.REGISTRY[f"lvector-livfpq-l2-{tag}"]
+            self.assertEqual((t.filter, t.baseline, t.baseline_search),
+                             (col, f"pgvector-ivfflat-l2-{tag}", {"iterative_scan": "relaxed_order"}))
+            b = targets.REGISTRY[t.baseline]
+            self.assertEqual({p["iterative_scan"] for p in b.search_params}, {"off", "relaxed_order"})
+            self.assertEqual(b.search_sql[1].format(**b.search_params[1]), "SET ivfflat.iterative_scan = relaxed_order")
+            for sp in t.search_params:   # each point has its baseline point
+                self.assertTrue(any(runner.search_matches(sp, bs, t.baseline_search) for bs in b.search_params), sp)
+
+    def test_shared_builds_and_baselines(self):
+        names = [[t.name for t in g] for g in runner.group_targets(
+            targets.select("lvector-livfpq-l2*,pgvector-ivfflat-l2*"))]
+        self.assertEqual(names, [["lvector-livfpq-l2", "lvector-livfpq-l2-f10", "lvector-livfpq-l2-f1"],
+                                 ["pgvector-ivfflat-l2", "pgvector-ivfflat-l2-f10", "pgvector-ivfflat-l2-f1"]])
+        chosen = [t.name for t in targets.with_baselines(targets.select("lvector-livfpq-l2,lvector-livfpq-l2-f1"))]
+        # The size reference comes without its own baseline and ceiling.
+        self.assertEqual(chosen, ["lvector-livfpq-l2", "lvector-livfpq-l2-f1", "pgvector-ivfflat-l2",
+                                  "inproc-faiss-ivfpq-l2", "pgvector-ivfflat-l2-f1", "lvector-lhnsw-l2"])
+        # Asked for explicitly, lhnsw keeps its baselines.
+        chosen = [t.name for t in targets.with_baselines(targets.select("lvector-livfpq-ip,lvector-lhnsw-ip"))]
+        self.assertEqual(chosen, ["lvector-livfpq-ip", "lvector-lhnsw-ip", "pgvector-ivfflat-ip",
+                                  "inproc-faiss-ivfpq-ip", "pgvector-hnsw-ip", "inproc-hnswlib-ip"])
+
+    def test_skipped_without_the_access_method(self):
+        class Conn:
+            def execute(self, sql, *a):
+                rows = [(x,) for x in ("hnsw", "ivfflat", "lhnsw")] if "pg_am" in sql else [(1,)]
+                cur = unittest.mock.Mock()
+                cur.fetchone.return_value = rows[0]
+                cur.__iter__ = lambda _self: iter(rows)
+                return cur
+        chosen = targets.with_baselines(targets.select("lvector-livfpq-*"))
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            kept, _, skipped = runner.check_availability(Conn(), chosen)
+        self.assertFalse([t.name for t in kept if "livfpq" in t.name])
+        self.assertIn("pgvector-ivfflat-l2-f1", [t.name for t in kept])
+        self.assertEqual(skipped["lvector-livfpq-l2-f10"], "no access method livfpq")
+        self.assertIn("no access method livfpq in this server", out.getvalue())
+
+    def sweep(self):
+        pts = [self.pt("lvector-livfpq-l2", r, q, search={"probes": p, "rerank": 10 * p}, build_s=3.0,
+                       index_bytes=10 * 2**20)
+               for p, r, q in ((1, 0.8, 4000), (5, 0.97, 1300), (10, 0.996, 1000))]
+        pts += [self.pt("pgvector-ivfflat-l2", r, q, search={"probes": p}, build_s=4.0, index_bytes=240 * 2**20)
+                for p, r, q in ((1, 0.7, 2000), (5, 0.93, 600), (10, 0.97, 400), (40, 0.999, 100))]
+        pts += [self.pt("inproc-faiss-ivfpq-l2", r, q, {"nlist": 245, "pq_m": 98, "pq_bits": 8},
+                        {"nprobe": p, "k_factor": p}, kind="inprocess")
+                for p, r, q in ((1, 0.8, 20000), (10, 0.996, 5000))]
+        return pts
+
+    def test_curve_comparisons_size_reference_and_goals(self):
+        lhnsw = [self.pt("lvector-lhnsw-l2", 0.99, 2000, {"m": 16, "ef_construction": 64, "quantizer": q},
+                         {"ef_search": 40}, index_bytes=ib)
+                 for q, ib in (("sq8", 59 * 2**20), ("none", 200 * 2**20))]
+        curves = runner.curve_comparisons(self.sweep() + lhnsw)
+        # lhnsw is only the size reference here: no curve of its own without pgvector HNSW or hnswlib.
+        self.assertEqual([c["target"] for c in curves], ["lvector-livfpq-l2"])
+        c = curves[0]
+        self.assertEqual((c["baseline"], c["ceiling"], c["size_reference"]),
+                         ("pgvector-ivfflat-l2", "inproc-faiss-ivfpq-l2", "lvector-lhnsw-l2"))
+        self.assertEqual(c["size_reference_build"]["quantizer"], "none")
+        self.assertAlmostEqual(c["size_reference_size_ratio"], 0.05)          # 10 MB / 200 MB, not / 59 MB
+        self.assertAlmostEqual(c["baseline_build_ratio"], 0.75)
+        goals = {g["kind"]: g for g in c["goals"]}
+        q = math.exp(math.log(4000) + (0.15 / 0.17) * (math.log(1300) - math.log(4000)))
+        b = math.sqrt(600 * 400)                      # halfway between probes 5 (0.93) and 10 (0.97)
+        self.assertAlmostEqual(goals["qps"]["ours"], q)
+        self.assertAlmostEqual(goals["qps"]["theirs"], b)
+        self.assertAlmostEqual(goals["qps"]["ratio"], q / b)
+        self.assertTrue(goals["qps"]["met"])
+        self.assertEqual((goals["size"]["met"], goals["build"]["met"]), (True, True))
+        self.assertIsNone(goals["ceiling"]["met"])
+        self.assertAlmostEqual(goals["ceiling"]["ratio"], q / 20000 / (
+            math.exp((0.15 / 0.196) * (math.log(5000) - math.log(20000)))))
+        md = report.goals_markdown(curves)
+        self.assertIn("| target | build | goal (issue 6) | ours | theirs | ratio | met |", md)
+        self.assertIn("| index size <= 0.15x lvector-lhnsw-l2 (quantizer=none)'s | 10.0 MB | 200.0 MB | 0.05x | "
+                      "**yes** |", md)
+        self.assertIn("| build time <= 1x pgvector-ivfflat-l2's | 3.0 s | 4.0 s | 0.75x | **yes** |", md)
+        self.assertIn("| lvector-livfpq-l2 | lists=245 | QPS at recall 0.95 >= 2x pgvector-ivfflat-l2's | ", md)
+        self.assertIn("## Goals", "\n".join(report.dataset_markdown(
+            "d", 10, unittest.mock.Mock(points=[], conc=[], tables={}), [], True, False, curves)))
+
+    def test_goals_missing_sides_and_misses(self):
+        pts = [p for p in self.sweep() if p["target"] == "lvector-livfpq-l2"]
+        c, = runner.curve_comparisons(pts)      # only the size reference makes a record
+        goals = {g["kind"]: g for g in c["goals"]}
+        self.assertEqual({k: g["met"] for k, g in goals.items()}, {"qps": None, "size": None, "build": None,
+                                                                    "ceiling": None})
+        self.assertEqual(goals["size"]["note"], "lvector-lhnsw-l2 (quantizer=none) not in this run")
+        self.assertEqual(goals["qps"]["note"], "pgvector-ivfflat-l2 not in this run")
+        md = report.goals_markdown([c])
+        self.assertIn("| - | - | - (lvector-lhnsw-l2 (quantizer=none) not in this run) |", md)
+        # Slower than 2x, bigger than 0.15x, built slower: each goal missed.
+        slow = [dict(p, qps=p["qps"] / 4, build_s=9.0, index_bytes=50 * 2**20) for p in pts]
+        ref = self.pt("lvector-lhnsw-l2-f10", 0.9, 10, {"m": 16, "ef_construction": 64, "quantizer": "none"},
+                      filter="category", index_bytes=200 * 2**20)    # a filtered point holds the size too
+        base = [p for p in self.sweep() if p["target"] == "pgvector-ivfflat-l2"]
+        c, = [c for c in runner.curve_comparisons(slow + base + [ref]) if c["target"] == "lvector-livfpq-l2"]
+        goals = {g["kind"]: g for g in c["goals"]}
+        self.assertEqual({k: g["met"] for k, g in goals.items() if k != "ceiling"},
+                         {"qps": False, "size": False, "build": False})
+        self.assertAlmostEqual(goals["size"]["ratio"], 0.25)
+        self.assertIn("**no**", report.goals_markdown([c]))
+        # A curve that never reaches the level misses the QPS goal.
+        low = [dict(p, recall=p["recall"] * 0.9) for p in pts]
+        c, = [c for c in runner.curve_comparisons(low + base) if c["target"] == "lvector-livfpq-l2"]
+        g = c["goals"][0]
+        self.assertEqual((g["ours"], g["met"], g["note"]), (None, False, "lvector-livfpq-l2 does not reach 0.95"))
+        self.assertIn("| not reached |", report.goals_markdown([c]))
+
+    def test_each_code_width_meets_its_ceiling(self):
+        pts = [self.pt("lvector-livfpq-l2", 0.96, 1000 * b, {"lists": 245, "pq_bits": b}, {"probes": 5, "rerank": 20},
+                       index_bytes=b * 2**20) for b in (4, 8)]
+        pts += [self.pt("inproc-faiss-ivfpq-l2", 0.96, 100 * b, {"nlist": 245, "pq_m": 784 // b, "pq_bits": b},
+                        {"nprobe": 5, "k_factor": 2}, kind="inprocess") for b in (8, 4)]
+        pts.append(self.pt("pgvector-ivfflat-l2", 0.96, 100, {"lists": 245}, {"probes": 5}))
+        by = {c["build"]["pq_bits"]: c for c in runner.curve_comparisons(pts) if c["target"] == "lvector-livfpq-l2"}
+        self.assertEqual({b: c["ceiling_build"]["pq_bits"] for b, c in by.items()}, {4: 4, 8: 8})
+        self.assertEqual({b: c["baseline"] for b, c in by.items()}, {4: "pgvector-ivfflat-l2", 8: "pgvector-ivfflat-l2"})
+        self.assertEqual({b: c["at"]["0.95"]["ceiling_ratio"] for b, c in by.items()}, {4: 10.0, 8: 10.0})
+        # Filtered livfpq runs on the default (4-bit) build only, shared with the unfiltered target.
+        for tag in ("f10", "f1"):
+            self.assertEqual(targets.REGISTRY[f"lvector-livfpq-l2-{tag}"].build_params, [{"lists": 245, "pq_bits": 4}])
+
+    def test_point_comparisons_same_probes(self):
+        bench = runner.Bench(runner.parse_args([]))
+        bench.points = [dict(p, metric="l2", table_key="lvector" if "livfpq" in p["target"] else "pgvector-tt8160")
+                        for p in self.sweep() if p["kind"] == "index"]
+        ours = {"probes": 5, "rerank": 50, "enable_seqscan": "on"}
+        bench.points.append(self.pt("lvector-livfpq-l2-f1", 0.99, 90.0, search=ours, filter="category100",
+                                    metric="l2", table_key="lvector"))
+        bench.points += [self.pt("pgvector-ivfflat-l2-f1", r, q, search={"probes": 5, "iterative_scan": m,
+                                                                       "enable_seqscan": "on"},
+                                 filter="category100", metric="l2", table_key="pgvector-tt8160", short_queries=sq)
+                         for m, r, q, sq in (("off", 0.1, 900.0, 950), ("relaxed_order", 0.9, 45.0, 0))]
+        comps = {c["target"]: c for c in bench.comparisons("d") if c["target"].startswith("lvector-livfpq")}
+        c = comps["lvector-livfpq-l2 (lists=245, probes=5, rerank=50)"]
+        self.assertEqual((c["baseline"], c["ratio"]), ("pgvector-ivfflat-l2 (lists=245, probes=5)", 1300 / 600))
+        c = comps["lvector-livfpq-l2-f1 (lists=245, probes=5, rerank=50, enable_seqscan=on)"]
+        self.assertIn("iterative_scan=relaxed_order", c["baseline"])
+        self.assertEqual((c["ratio"], c["baseline_short_queries"]), (2.0, 0))
+        self.assertEqual(len(comps), 4)     # probes 1, 5, 10 and the filtered point
 
 
 class ProgressTest(unittest.TestCase):
