@@ -8,6 +8,7 @@ PKGS=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   libeigen3-dev                       # k-means / PQ training in the core
   libgtest-dev libbenchmark-dev       # core unit tests, kernel microbenchmarks
+  clang libclang-rt-dev               # libFuzzer targets (test/fuzz): clang++ and its fuzzer/ASan runtimes
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl  # pgTAP + pg_prove
   libipc-run-perl                     # PostgreSQL::Test::Cluster TAP tests
   dataset-fashion-mnist               # the real data set for the demo and bench

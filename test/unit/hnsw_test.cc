@@ -1230,5 +1230,64 @@ TEST(HnswDecode, MetricValueMatchesTheReference) {
     }
 }
 
+// Finite vectors can still have NaN distances: an inner product of
+// elements near FLT_MAX adds +inf and -inf. Closer must stay a strict weak
+// ordering then (NaN after every number), or the search heaps come out
+// unsorted and std::sort is undefined (found by test/fuzz/hnsw_build_fuzz).
+TEST(HnswSearchOrder, NaNDistancesSortLast) {
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    std::vector<Candidate> v;
+    for (double d : {nan, 1.0, inf, nan, -inf, 0.5, 1.0}) {
+        Candidate c;
+        c.d = d;
+        c.id = static_cast<std::uint32_t>(v.size());
+        v.push_back(c);
+    }
+    for (const Candidate& a : v) {
+        EXPECT_FALSE(Closer()(a, a));
+        for (const Candidate& b : v) {
+            if (std::isnan(b.d) && !std::isnan(a.d)) EXPECT_TRUE(Closer()(a, b)) << a.d << " " << b.d;
+            EXPECT_FALSE(Closer()(a, b) && Closer()(b, a));
+        }
+    }
+    std::sort(v.begin(), v.end(), Closer());
+    EXPECT_EQ(ids(v), (std::vector<std::uint32_t>{4, 5, 1, 6, 2, 0, 3}));
+
+    // The fuzzer's input (test/fuzz/regressions/hnsw_build/ip_overflow_nan_order):
+    // 37 two-dimensional vectors, several near +-FLT_MAX. With NaN unordered,
+    // two result pairs came out of order.
+    const std::vector<float> xs = {
+        0x1.c363ccp127f, -0x1.78288p127f, -0x1.3c9c34p-126f, -0x1.d312ccp-118f,
+        -0x1.c363ccp127f, 0x1.2ced32p127f, -0x1.c363ccp127f, 0x1.2ced32p127f,
+        -0x1.c363ccp127f, 0x1.2ced32p127f, 0x1.c363ccp127f, -0x1.78288p127f,
+        0x1.c363ccp127f, 0x1.2ced32p127f, 0x1.c363ccp127f, 0x1.2ced32p127f,
+        -0x1.c363ccp127f, 0x1.2ced32p127f, -0x1.c363ccp127f, 0x1.2ced32p127f,
+        -0x1.c363ccp127f, -0x1.78288p127f, 0x1.c363ccp127f, 0x1.62ed32p68f,
+        0x1.ed33fep-83f, 0x1.63ccfep68f, 0x1.ed33fep-83f, 0x1.63ccfep68f,
+        0x1.ed33fep-83f, 0x1.63ccfep68f, 0x1.ed32fep-83f, 0x1.63ccfep68f,
+        0x1.2880fep-7f, 0x1.63cdfep68f, 0x1.ed32fep-83f, 0x1.63ccfep68f,
+        0x1.ed33fep-83f, 0x1.63ccfep68f, 0x1.ed33fep-83f, -0x1.63ccfep-126f,
+        -0x1.f8p-144f, -0x1.f8p-144f, -0x1.f8p-144f, -0x1.f8p-144f,
+        -0x1.f8p-144f, -0x1.0a7ep-134f, -0x1.f8p-144f, -0x1.fec27ep-76f,
+        -0x1.fe2cecp77f, 0x1.fec362p1f, -0x1.fe7828p78f, -0x1.fec362p-77f,
+        -0x1.fe2cecp77f, -0x1.fec362p-77f, -0x1.fe2cecp77f, -0x1.fec362p-76f,
+        -0x1.fe2cecp77f, -0x1.fec362p-76f, -0x1.fe2cecp77f, 0x1.fec362p2f,
+        -0x1.fe7828p78f, -0x1.fec362p-77f, -0x1.fe2cecp77f, -0x1.fec362p-77f,
+        -0x1.fe2cecp77f, -0x1.fec362p-77f, -0x1.fe2cecp77f, -0x1.fec362p-76f,
+        -0x1.fe2cecp77f, 0x1.fec362p2f, -0x1.fe7828p78f, -0x1.fec362p-76f,
+        -0x1.fe2cecp77f, -0x1.fec362p-77f,
+    };
+    BuildOptions opts;
+    opts.m = 8;
+    opts.ef_construction = 32;
+    BuildGraph g(opts, QuantizerParams{}, Metric::InnerProduct, 2);
+    for (std::size_t i = 0; i < xs.size() / 2; i++) g.add(&xs[2 * i], i + 1);
+    g.link_all(1, [](std::size_t) {});
+    for (std::size_t q : {0, 18}) {
+        std::vector<Candidate> got = g.search(&xs[2 * q], 8, 16);
+        for (std::size_t i = 1; i < got.size(); i++) ASSERT_FALSE(Closer()(got[i], got[i - 1])) << "query " << q;
+    }
+}
+
 }  // namespace
 }  // namespace lrv::core::hnsw

@@ -19,6 +19,7 @@
 #include "libravdb/core/fence.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <queue>
@@ -38,9 +39,17 @@ struct Candidate {
 };
 
 // Orders by distance, then id, so results do not depend on arrival order.
+// A NaN distance sorts after every number: finite vectors give one when an
+// inner product or a cosine's norms overflow float (+inf + -inf), and with
+// NaN unordered the heaps lose their order and std::sort its strict weak
+// ordering (test/fuzz/hnsw_build_fuzz.cc found unsorted search results).
 struct Closer {
     bool operator()(const Candidate& a, const Candidate& b) const noexcept {
-        return a.d < b.d || (a.d == b.d && a.id < b.id);
+        if (a.d < b.d) return true;
+        if (b.d < a.d) return false;
+        const bool an = std::isnan(a.d), bn = std::isnan(b.d);
+        if (an != bn) return bn;
+        return a.id < b.id;
     }
 };
 struct Farther {
