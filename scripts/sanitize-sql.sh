@@ -78,8 +78,11 @@ banner() { printf '\n======== %s ========\n' "$*"; }
 # --- build ------------------------------------------------------------------
 banner "build: the extension with $SAN_FLAGS, in $SRC"
 mkdir -p "$SRC"
-tar -C "$ROOT" --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='*.bc' \
-  -cf - Makefile libravdb.control include src sql expected $( [ -d test/pgtap ] && echo test/pgtap ) |
+# Everything make installcheck reads (sql/, expected/, test/isolation/, ...)
+# and the pgTAP files; no build outputs.
+tar -C "$ROOT" --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='*.bc' --exclude=test/fuzz/corpus \
+  --exclude=results --exclude=output_iso --exclude=tmp_check --exclude=log \
+  -cf - Makefile libravdb.control include src sql expected test |
   tar -C "$SRC" -xf - || exit 1
 # CXX compiles the core and the glue; CC links the shared library (PGXS).
 make -C "$SRC" -j2 PG_CONFIG="$PG_CONFIG" CXX="g++ $SAN_FLAGS" CC="gcc $SAN_FLAGS" >"$WORK/build.log" 2>&1 ||
@@ -151,11 +154,13 @@ echo "a backend maps $(echo "$maps" | grep -o '[^ ]*libasan[^ ]*' | head -1) and
 
 status=0
 # --- suites -----------------------------------------------------------------
-banner "regress: make installcheck"
-rm -f "$SRC/regression.diffs"
+banner "regress: make installcheck (pg_regress, and isolation specs if any)"
+rm -f "$SRC/regression.diffs" "$SRC/output_iso/regression.diffs"
 if ! make -C "$SRC" PG_CONFIG="$PG_CONFIG" installcheck; then
   status=1
-  [ -s "$SRC/regression.diffs" ] && head -n 300 "$SRC/regression.diffs"
+  for d in "$SRC/regression.diffs" "$SRC/output_iso/regression.diffs"; do
+    [ -s "$d" ] && head -n 300 "$d"
+  done
 fi
 
 if [ $pgtap -eq 1 ] && compgen -G "$SRC/test/pgtap/*.sql" >/dev/null; then
