@@ -326,6 +326,9 @@ bool PageGraph::links_location(uint32 id, int level, uint32* slot, uint32* from,
     if (level > h.level) return false;
     uint32 u = h.upper;
     for (int hops = 0; u != hn::kNone && hops <= hn::kMaxLevel; hops++) {
+        // An upper-slot pointer is a link too: one past the end is corruption
+        // (and must not make pin() size its block table after it).
+        check_link(id, id, u);
         NodeHeader uh = header(u);
         if (uh.flags != hn::kSlotUpper || uh.owner != id) return false;
         if (level >= uh.level && level < uh.level + uh.n_levels) {
