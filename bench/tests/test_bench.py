@@ -795,6 +795,8 @@ class LhnswTargetsTest(unittest.TestCase):
         md = report.header_markdown(env)
         self.assertIn("- skipped (no access method lhnsw): lvector-lhnsw-l2, lvector-lhnsw-ip", md)
         self.assertIn("nothing was measured", md)
+        self.assertIn("fastest of 2 rounds; build times: fastest of 3 builds",
+                      report.header_markdown({**env, "repeat": 2, "build_repeat": 3}))
         md = report.header_markdown({**env, "source": "abc1234; uncommitted changes outside bench/: src/pg",
                                       "extension_build": "installed before the run (LIBRAVDB_BENCH_SKIP_BUILD=1)"})
         self.assertIn("harness from commit abc1234; uncommitted changes outside bench/: src/pg; "
