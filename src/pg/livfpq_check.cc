@@ -79,7 +79,6 @@ ListStats survey(Relation index, const MetaPage& meta) {
     // Blocks seen in some chain: a page in two chains, or twice in one, is corrupt.
     auto* seen = static_cast<uint8*>(palloc0(nblocks));
     ListStats s;
-    const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
     char why[512];
     for (uint32 list = 0; list <= meta.lists; list++) {
         CHECK_FOR_INTERRUPTS();
@@ -115,7 +114,6 @@ ListStats survey(Relation index, const MetaPage& meta) {
             const BlockNumber next = list_header(page)->next;
             UnlockReleaseBuffer(buf);
             if (why[0] != '\0') corrupt(index, blk, why);
-            (void)per_page;
             count += n;
             s.pages++;
             last = blk;
