@@ -12,15 +12,17 @@
 //
 // The first refill returns the closer half of what it re-ranked (for any
 // LIMIT up to rerank / 2, the answer the two settings describe), and of the
-// rest whatever is provably no farther than every row not yet re-ranked.
-// If the executor asks for more (a WHERE threw rows away), later refills
-// re-rank further candidates, probing the next lists when theirs run out or
-// may hold closer rows, merge them with rows re-ranked before, and return
-// only rows no farther than anything that remains can be: a list's rows lie
-// within its radius of its centroid, a candidate within its code's error of
-// its decoded vector. The rest wait. So a WHERE never cuts a LIMIT short while
-// matching rows exist. A row found closer than one already returned is
-// skipped: order is never broken, recall may be.
+// rest whatever is provably no farther than every row not yet re-ranked: a
+// list's rows lie within its radius of its centroid, a candidate within its
+// code's error of its decoded vector. If the executor asks for more (a WHERE
+// threw rows away), later refills re-rank the next candidates in batches
+// that double, probing the next lists when the pool runs short or the next
+// centroid is nearer than the best candidate left, merge them with the rows
+// held back, and again return the closer half (plus what the bounds prove).
+// So a WHERE never cuts a LIMIT short while matching rows exist, and the
+// work grows with the rows the executor consumes, not with the table. A row
+// found closer than one already returned is skipped: order is never broken,
+// recall may be.
 //
 // Rows the snapshot cannot see are dropped while re-ranking (the executor
 // would drop them too). Zero vectors under cosine (distance NaN) and then
@@ -99,6 +101,9 @@ struct ScanCore {
     std::size_t next_list = 0;   // in order
     std::vector<Cand> pool;      // scored, not yet re-ranked
     std::size_t pool_pos = 0;    // pool[0, pool_pos) went to re-ranking
+    std::size_t emitted = 0;     // rows returned from re-ranking
+    std::size_t skipped = 0;     // re-ranked rows closer than one returned
+    double trust = 0.5;          // share of re-ranked rows later refills return unproven
     std::vector<Hit> ranked;     // re-ranked, not yet returned, sorted
     std::vector<Hit> out;        // being returned
     std::size_t out_pos = 0;
@@ -218,7 +223,10 @@ void rerank(IndexScanDesc scan, ScanState* ss, std::size_t n) {
         if (v != nullptr) {
             const double value = sc->exact->value(reinterpret_cast<const uint8*>(v->x), 0);
             Hit h{value, key, false};
-            if (!sc->have_last || !hit_less(h, sc->last)) sc->ranked.push_back(h);  // capacity reserved
+            if (!sc->have_last || !hit_less(h, sc->last))
+                sc->ranked.push_back(h);  // capacity reserved
+            else
+                sc->skipped++;
         }
         MemoryContextSwitchTo(old);
         MemoryContextReset(ss->tmp);
@@ -296,30 +304,48 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
         if (first) {
             for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->lists_by_dist.size(); i++)
                 probe_list(index, sc, list_at(sc, sc->next_list++).second);
-        } else if (sc->next_list < sc->lists_by_dist.size() &&
-                   (sc->pool_pos == sc->pool.size() || list_bound(sc, sc->next_list) <= pool_bound(sc))) {
-            for (std::size_t i = 0; i < sc->probes && sc->next_list < sc->lists_by_dist.size(); i++)
+        } else {
+            // A WHERE threw rows away. Re-rank the next batch, from lists
+            // in proportion: `probes` lists for every `rerank` candidates
+            // re-ranked, as a first refill with larger settings would --
+            // and more while the pool cannot fill the batch.
+            const std::size_t target = sc->probes * ((sc->pool_pos + sc->batch + sc->rerank - 1) / std::max<std::size_t>(1, sc->rerank));
+            while (sc->next_list < sc->lists_by_dist.size() &&
+                   (sc->next_list < target || sc->pool.size() - sc->pool_pos < sc->batch))
                 probe_list(index, sc, list_at(sc, sc->next_list++).second);
         }
         const std::size_t avail = sc->pool.size() - sc->pool_pos;
         const std::size_t n = std::min(avail, sc->batch);
+        const std::size_t skipped = sc->skipped;
         if (n > 0) rerank(scan, ss, n);
+        // Many rows found closer than one returned (over 1 in 20) mean the
+        // scores trusted so far were too optimistic: trust less, down to the
+        // bounds alone; few, and trust recovers.
+        if (!first) {
+            if ((sc->skipped - skipped) * 20 > n)
+                sc->trust = sc->trust < 1.0 / 64 ? 0 : sc->trust / 2;
+            else
+                sc->trust = std::min(0.5, std::max(1.0 / 64, sc->trust * 2));
+        }
         const bool exhausted = sc->next_list >= sc->lists_by_dist.size() && sc->pool_pos == sc->pool.size();
         std::size_t emit = 0;
         LRV_GUARDED({
             std::sort(sc->ranked.begin(), sc->ranked.end(), hit_less);
-            // Later refills return only rows no farther than anything the
-            // candidates not yet re-ranked and the lists not yet probed can
-            // hold, so no row found later is closer than one they return.
+            // Each refill returns the closer half of what it holds re-ranked
+            // (the first: of its `rerank` rows), and beyond that the rows no
+            // farther than anything the candidates not yet re-ranked and the
+            // lists not yet probed can hold.
             emit = sc->ranked.size();
             if (!exhausted) {
                 double limit = std::min(pool_bound(sc), list_bound(sc, sc->next_list));
                 limit -= kSlack * (std::fabs(limit) + 1);
-                const std::size_t trusted = first ? (sc->rerank + 1) / 2 : 0;
+                const auto share = static_cast<std::size_t>(sc->trust * static_cast<double>(sc->pool_pos));
+                const std::size_t trusted = first ? (sc->rerank + 1) / 2 : share > sc->emitted ? share - sc->emitted : 0;
                 emit = 0;
                 while (emit < sc->ranked.size() && !sc->ranked[emit].null &&
                        (emit < trusted || sc->ranked[emit].value <= limit))
                     emit++;
+                sc->emitted += emit;
             }
             sc->out.assign(sc->ranked.begin(), sc->ranked.begin() + static_cast<long>(emit));
             sc->ranked.erase(sc->ranked.begin(), sc->ranked.begin() + static_cast<long>(emit));
@@ -436,6 +462,9 @@ void rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
     LRV_GUARDED({
         sc->pool.clear();
         sc->pool_pos = 0;
+        sc->emitted = 0;
+        sc->skipped = 0;
+        sc->trust = 0.5;
         sc->ranked.clear();
         sc->out.clear();
         sc->out_pos = 0;
