@@ -63,16 +63,21 @@ LRV_FUNCTION(lrv_index_info) {
 }
 
 LRV_FUNCTION(lrv_index_check) {
-    // A livfpq check holds off writers with ShareLock (see livfpq_check.cc).
-    // Taken before the relation is opened, not as an upgrade from
-    // AccessShareLock, which deadlocks against REINDEX CONCURRENTLY.
+    // A check holds off writers (INSERT, VACUUM) with ShareLock, so what it
+    // reads is one consistent index: without it a concurrent insert's new
+    // slots and links, or entries moving between a livfpq list's pages, read
+    // as corruption. Readers go on. Taken before the relation is opened, not
+    // as an upgrade from AccessShareLock, which deadlocks against REINDEX
+    // CONCURRENTLY. A standby takes no lock (none can be taken in recovery):
+    // a check there may race replay.
     const Oid relid = PG_GETARG_OID(0);
     if (!RecoveryInProgress()) {
         HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
         if (HeapTupleIsValid(tup)) {
             const Oid relam = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relam;
             ReleaseSysCache(tup);
-            if (relam == am_oid("livfpq")) LockRelationOid(relid, ShareLock);
+            if (relam == am_oid("livfpq") || relam == am_oid("lhnsw") || relam == am_oid("lflat"))
+                LockRelationOid(relid, ShareLock);
         }
     }
     Relation index = open_our_index(relid);

@@ -68,6 +68,13 @@ inline uint8* list_entry(Page page, const iv::MetaPage& meta, uint32 i) {
     return reinterpret_cast<uint8*>(page_data(page)) + sizeof(iv::ListPageHeader) + std::size_t{i} * meta.entry_size;
 }
 void init_list_page(Page page, uint32 list);
+// Checks a walk down list `list`'s chain (meta.lists: the NULL list) that
+// reached `blk` after `hops` steps: ERROR (XX002) for a block past the end
+// of the index or a chain longer than the index has blocks. *nblocks is the
+// end the walk knows; a block past it is checked again against the current
+// end (and *nblocks updated), as a concurrent insert may just have added it.
+void check_chain_step(Relation index, const iv::MetaPage& meta, uint32 list, BlockNumber blk, uint32 hops,
+                      BlockNumber* nblocks);
 // The number of entries of list page `blk`, read under the caller's lock,
 // after checking that it is a list page of `list` whose count fits: ERROR (XX002) naming the block
 // otherwise. The buffer is released first, so the error owns nothing.

@@ -75,12 +75,9 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     // The first page from the hint on that has room.
     Buffer target = InvalidBuffer;
     BlockNumber blk = e.free_hint != iv::kNoBlock ? e.free_hint : e.tail;
-    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     for (uint32 hops = 0; blk != iv::kNoBlock; hops++) {
-        if (blk >= nblocks || hops > nblocks)
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("index \"%s\" has a broken chain in list %u at block %u",
-                                   RelationGetRelationName(index), list, blk)));
+        check_chain_step(index, meta, list, blk, hops, &nblocks);
         Buffer buf = ReadBuffer(index, blk);
         LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
         const uint32 used = list_page_entries(index, meta, buf, blk, list);

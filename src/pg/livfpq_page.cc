@@ -108,6 +108,18 @@ void init_list_page(Page page, uint32 list) {
     h->list = list;
 }
 
+void check_chain_step(Relation index, const MetaPage& meta, uint32 list, BlockNumber blk, uint32 hops,
+                      BlockNumber* nblocks) {
+    if (blk >= *nblocks || hops > *nblocks) *nblocks = RelationGetNumberOfBlocks(index);
+    if (blk < *nblocks && hops <= *nblocks) return;
+    if (list == meta.lists)
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" has a broken chain in the NULL list at block %u",
+                               RelationGetRelationName(index), blk)));
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED), errmsg("index \"%s\" has a broken chain in list %u at block %u",
+                                                             RelationGetRelationName(index), list, blk)));
+}
+
 uint32 list_page_entries(Relation index, const MetaPage& meta, Buffer buf, BlockNumber blk, uint32 list) {
     Page page = BufferGetPage(buf);
     const char* what = nullptr;

@@ -150,13 +150,10 @@ void probe_list(Relation index, ScanCore* sc, uint32 list) {
     });
     const iv::AdcFn adc = meta.pq_bits == 8 ? iv::best_adc().adc8 : iv::best_adc().adc4;
     const float sign = sc->metric == Metric::InnerProduct ? -1.0f : 1.0f;
-    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     uint32 hops = 0;
     for (BlockNumber blk = e.head; blk != iv::kNoBlock; hops++) {
-        if (blk >= nblocks || hops > nblocks)
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("index \"%s\" has a broken chain in list %u at block %u",
-                                   RelationGetRelationName(index), list, blk)));
+        check_chain_step(index, meta, list, blk, hops, &nblocks);
         Buffer buf = ReadBuffer(index, blk);
         LockBuffer(buf, BUFFER_LOCK_SHARE);
         const uint32 n = list_page_entries(index, meta, buf, blk, list);
@@ -361,13 +358,10 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
         const ListDirEntry e = read_dir(index, meta, meta.lists);
         const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
         LRV_GUARDED(sc->out.reserve(std::min<std::size_t>(e.count, 64 * std::size_t{per_page}) + per_page));
-        const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+        BlockNumber nblocks = RelationGetNumberOfBlocks(index);
         uint32 hops = 0;
         for (BlockNumber blk = e.head; blk != iv::kNoBlock; hops++) {
-            if (blk >= nblocks || hops > nblocks)
-                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                                errmsg("index \"%s\" has a broken chain in the NULL list at block %u",
-                                       RelationGetRelationName(index), blk)));
+            check_chain_step(index, meta, meta.lists, blk, hops, &nblocks);
             Buffer buf = ReadBuffer(index, blk);
             LockBuffer(buf, BUFFER_LOCK_SHARE);
             const uint32 n = list_page_entries(index, meta, buf, blk, meta.lists);
@@ -395,15 +389,12 @@ bool refill(IndexScanDesc scan, ScanState* ss) {
 void all_rows(IndexScanDesc scan, ScanCore* sc) {
     Relation index = scan->indexRelation;
     const MetaPage& meta = sc->meta;
-    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     for (uint32 list = 0; list <= meta.lists; list++) {
         const ListDirEntry e = read_dir(index, meta, list);
         uint32 hops = 0;
         for (BlockNumber blk = e.head; blk != iv::kNoBlock; hops++) {
-            if (blk >= nblocks || hops > nblocks)
-                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                                errmsg("index \"%s\" has a broken chain in list %u at block %u",
-                                       RelationGetRelationName(index), list, blk)));
+            check_chain_step(index, meta, list, blk, hops, &nblocks);
             Buffer buf = ReadBuffer(index, blk);
             LockBuffer(buf, BUFFER_LOCK_SHARE);
             const uint32 n = list_page_entries(index, meta, buf, blk, list);

@@ -29,7 +29,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     if (stats == nullptr) stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
     const MetaPage meta = read_meta(index);
     const uint32 per_page = iv::entries_per_page(meta.data_per_page, meta.entry_size);
-    const BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+    BlockNumber nblocks = RelationGetNumberOfBlocks(index);
     auto* keep = static_cast<uint8*>(palloc(per_page));
     double live = 0, removed_total = 0;
 
@@ -41,10 +41,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
         uint32 hops = 0;
         for (BlockNumber blk = e.head; blk != iv::kNoBlock; hops++) {
             vacuum_delay_point();
-            if (blk >= nblocks || hops > nblocks)
-                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                                errmsg("index \"%s\" has a broken chain in list %u at block %u",
-                                       RelationGetRelationName(index), list, blk)));
+            check_chain_step(index, meta, list, blk, hops, &nblocks);
             // Directory page first, then the list page, as inserts lock them.
             Buffer dbuf = ReadBuffer(index, dblk);
             LockBuffer(dbuf, BUFFER_LOCK_EXCLUSIVE);
