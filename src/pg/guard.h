@@ -15,6 +15,7 @@
 
 // Standard and core headers first: the server's port.h redefines
 // printf-family names that <string> uses.
+#include <exception>
 #include <utility>
 
 #include "libravdb/core/error.h"
@@ -49,16 +50,27 @@ void capture_current_exception(PendingError* out) noexcept;
 [[noreturn]] void raise_pending(const PendingError& err);
 
 // Runs fn (which may ereport) and converts a Postgres error into PgError.
+// A C++ exception fn throws (bad_alloc from a container, a core error) is
+// caught inside PG_TRY too and rethrown only after PG_END_TRY: escaping
+// between the two it would leave PG_exception_stack pointing into this dead
+// frame, and the next ereport would jump there.
 template <typename Fn>
 auto guard_pg(Fn&& fn) -> decltype(fn()) {
     MemoryContext oldcxt = CurrentMemoryContext;
-    ErrorData* edata = nullptr;
-    // volatile: the value must survive siglongjmp back into this frame.
+    // volatile: the values must survive siglongjmp back into this frame.
+    ErrorData* volatile edata = nullptr;
     volatile bool failed = false;
+    std::exception_ptr thrown;
     using R = decltype(fn());
     if constexpr (std::is_void_v<R>) {
         PG_TRY();
-        { fn(); }
+        {
+            try {
+                fn();
+            } catch (...) {
+                thrown = std::current_exception();
+            }
+        }
         PG_CATCH();
         {
             MemoryContextSwitchTo(oldcxt);
@@ -68,10 +80,17 @@ auto guard_pg(Fn&& fn) -> decltype(fn()) {
         }
         PG_END_TRY();
         if (failed) throw PgError(edata);
+        if (thrown) std::rethrow_exception(thrown);
     } else {
         R result{};
         PG_TRY();
-        { result = fn(); }
+        {
+            try {
+                result = fn();
+            } catch (...) {
+                thrown = std::current_exception();
+            }
+        }
         PG_CATCH();
         {
             MemoryContextSwitchTo(oldcxt);
@@ -81,6 +100,7 @@ auto guard_pg(Fn&& fn) -> decltype(fn()) {
         }
         PG_END_TRY();
         if (failed) throw PgError(edata);
+        if (thrown) std::rethrow_exception(thrown);
         return result;
     }
 }
