@@ -285,6 +285,21 @@ def _goal_value(item: dict, side: str) -> str:
     return f"{v:.1f} s"
 
 
+def _needs_cell(item: dict) -> str:
+    """What a QPS goal needs: the limit times the baseline's QPS, and that as
+    a share of the client floor when the run measured it, flagged when it is
+    above the floor."""
+    at_least = "≥ " if item.get("theirs_how") == "at least" else ""
+    cell = f"needs {at_least}{item['needs_qps']:.0f} QPS"
+    share = item.get("needs_floor_share")
+    if share is None:
+        return cell
+    cell += f" = {at_least}{share:.2f}x the floor"
+    if share >= 1:
+        cell += " (above the floor: out of reach on this client path!)"
+    return cell
+
+
 def goals_markdown(curves: list) -> str:
     """The goals targets carry (Target.goals, e.g. issue 6's for livfpq),
     checked against this run: what was measured on both sides, the ratio,
@@ -298,6 +313,8 @@ def goals_markdown(curves: list) -> str:
             met = {True: "**yes**", False: "**no**", None: "-"}[g.get("met")]
             if g.get("note"):
                 met += f" ({g['note']})"
+            if g.get("needs_qps"):
+                met += "; " + _needs_cell(g)
             build = ", ".join(f"{k}={v}" for k, v in c["build"].items()) or "-"
             rows.append(f"| {c['target']} | {build} | {g['goal']} | {_goal_value(g, 'ours')} | "
                         f"{_goal_value(g, 'theirs')} | {cell} | {met} |")
@@ -308,7 +325,26 @@ def goals_markdown(curves: list) -> str:
             + " | ours | theirs | ratio | met |", "|---|---|---|---:|---:|---:|---|"]
     note = ("\nQPS is read off both recall/QPS curves at the goal's recall level, as in the table above "
             "(≥ and ~: a lower bound); the ceiling row is information, not a goal.\n")
+    if any(g.get("needs_floor_share") is not None for c in curves for g in c.get("goals", [])):
+        note += ("'needs': the QPS the goal asks for (its ratio times the baseline's QPS) and its share of "
+                 "the client floor of the target's vector type (section Client floor).\n")
     return "\n".join(head + rows) + "\n" + note
+
+
+def floor_markdown(floors: list) -> str:
+    """The client floor of each vector type: QPS and latencies of a
+    statement that only parses the query vector."""
+    if not floors:
+        return ""
+    rows = ["| vector type | statement | QPS | p50 ms | p95 ms | p99 ms |", "|---|---|---:|---:|---:|---:|"]
+    for f in floors:
+        sql = f["sql"].replace("%s", "$1")
+        rows.append(f"| {f['vector_type']} | `{sql}` | {f['qps']:.1f} | {f['p50_ms']:.3f} | "
+                    f"{f['p95_ms']:.3f} | {f['p99_ms']:.3f} |")
+    note = ("\nA statement that only parses the query vector, sent as every k-NN query here is (one "
+            "connection, prepared, the vector as text; the same queries, warm-up and rounds): no point can run "
+            "faster, so a QPS goal close to this floor is out of reach whatever the index does.\n")
+    return "\n".join(rows) + "\n" + note
 
 
 def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bool, titled: bool,
@@ -318,8 +354,11 @@ def dataset_markdown(name: str, rows: int, bench, comps: list, have_pgvector: bo
     sql_pts = [p for p in pts if p["kind"] != "inprocess"]
     inproc = [p for p in pts if p["kind"] == "inprocess"]
     conc = [c for c in bench.conc if c.get("dataset") == name]
+    floors = [f for f in bench.floors if f.get("dataset") == name]
     md = [f"# {name}, {rows} rows\n"] if titled else []
     md += ["## Storage\n", storage_markdown(bench.tables), "## Results\n", points_markdown(sql_pts)]
+    if floors:
+        md += ["## Client floor\n", floor_markdown(floors)]
     if conc:
         md += ["## Concurrent clients (pgbench)\n", concurrency_markdown(conc)]
     if inproc:

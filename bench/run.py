@@ -17,8 +17,9 @@ COPY, runs warm-up queries, then N timed queries one after another as a
 server-side prepared statement, and reports QPS, p50/p95/p99 latency and
 recall@k against exact ground truth computed here with numpy (for filtered
 targets, the exact ground truth of the filtered query), plus recall@100 for
-index scans. With --clients it also runs pgbench with several clients per
-point (TPS and average latency). In-process targets (hnswlib, FAISS) give
+index scans, and the client floor: the same client path on a statement
+that only parses the query vector. With --clients it also runs pgbench
+with several clients per point (TPS and average latency). In-process targets (hnswlib, FAISS) give
 ceilings without SQL. --scaling repeats the run over generated data sets of
 growing size. When pgvector's extension is available in the server it
 measures the same queries on vector columns and reports lvector / pgvector
@@ -225,6 +226,7 @@ class Bench:
         self.tables = {}           # table key -> load and storage figures (current data set)
         self.points = []           # every point, all data sets
         self.conc = []             # every pgbench record, all data sets
+        self.floors = []           # every client floor record, all data sets
         self.errors = []
         self.dataset = None        # name of the data set being measured
         self.pgbench = None
@@ -412,18 +414,17 @@ class Bench:
             if not row:
                 self.conn.execute(f"DEALLOCATE {name}")
 
-    def measure(self, t, ds, queries, gt, flt) -> dict:
-        """flt: (row values of the filter column, filter value per query) or None."""
+    def _timed(self, cur, ds, queries, sql, params) -> tuple:
+        """The timed part of a point: the query vectors as text (how every
+        statement sends them), --warmup untimed queries with the vectors that
+        follow the timed ones, then --repeat timed rounds of every query on
+        cur as a server-side prepared statement. Returns (summary,
+        results, texts) of the fastest round, with every round's QPS in the
+        summary. params(i, text) gives query i's parameters."""
         args = self.args
-        k, nq = args.k, len(queries)
-        sql = t.query_sql(k)
+        nq = len(queries)
         texts = [pgload.vector_text(q) for q in queries]
         warm = [pgload.vector_text(q) for q in ds.queries[nq:nq + args.warmup]] or texts
-
-        def params(i, text):
-            return (int(flt[1][i % nq]), text) if t.filter else (text,)
-
-        cur = self.conn.cursor()
         for i in range(args.warmup):
             cur.execute(sql, params(i, warm[i % len(warm)]), prepare=True)
             cur.fetchall()
@@ -432,6 +433,19 @@ class Bench:
         rounds = [self._run_queries(cur, sql, params, texts) for _ in range(max(1, args.repeat))]
         summary, results = max(rounds, key=lambda r: r[0]["qps"])
         summary["rounds_qps"] = [r[0]["qps"] for r in rounds]
+        return summary, results, texts
+
+    def measure(self, t, ds, queries, gt, flt) -> dict:
+        """flt: (row values of the filter column, filter value per query) or None."""
+        args = self.args
+        k, nq = args.k, len(queries)
+        sql = t.query_sql(k)
+
+        def params(i, text):
+            return (int(flt[1][i % nq]), text) if t.filter else (text,)
+
+        cur = self.conn.cursor()
+        summary, results, texts = self._timed(cur, ds, queries, sql, params)
         summary.update(self._score(t, ds, queries, gt, flt, results, k))
         all_params = [params(i, texts[i]) for i in range(nq)]
         summary.update(plan_summary(self.executed_plans(sql, all_params), t.expect_node))
@@ -447,6 +461,40 @@ class Bench:
                             "short_queries_k2": sc2["short_queries"], "plan_k2": p2["plan"],
                             "plan_ok_k2": p2["plan_ok"]})
         return summary
+
+    def measure_floor(self, type_name: str, ds) -> dict:
+        """The client floor of one vector type on this data set: a statement
+        that only parses the query vector (FLOOR_SQL), on a fresh session
+        like each point and timed by the points' code (_timed: the same
+        queries as text, warm-up, rounds, fastest kept). Returns its "floor"
+        record; a row other than
+        the data set's dimension count is an error (the vector was not
+        parsed as sent)."""
+        self.conn.close()
+        self.connect()
+        sql = FLOOR_SQL[type_name]
+        queries = ds.queries[:self.args.queries]
+        summary, results, _ = self._timed(self.conn.cursor(), ds, queries, sql, lambda i, text: (text,))
+        wrong = sum(1 for r in results if r != [ds.dims])
+        if wrong:
+            msg = f"client floor {type_name}: {wrong} of {len(results)} queries did not return {ds.dims}"
+            log("  ERROR: " + msg)
+            self.errors.append(msg)
+        return {"type": "floor", "dataset": self.dataset, "rows": len(ds.base), "vector_type": type_name,
+                "dims": ds.dims, "sql": sql, **summary}
+
+    def run_floors(self, ds, sql_targets: list) -> None:
+        """The client floor of every vector type the run's SQL targets use."""
+        for type_name in floor_types(sql_targets):
+            try:
+                rec = self.measure_floor(type_name, ds)
+            except psycopg.Error as e:
+                self.reconnect_after_failure(f"client floor {type_name}", e)
+                continue
+            self.floors.append(rec)
+            self.emit(rec)
+            log(f"client floor ({type_name}, {shown_sql_text(rec['sql'])}): QPS {rec['qps']:.1f}, "
+                f"p50 {rec['p50_ms']:.3f} ms, p95 {rec['p95_ms']:.3f} ms, p99 {rec['p99_ms']:.3f} ms")
 
     def run_clients(self, t, ds, build, bp, sp) -> None:
         """pgbench with each --clients count on the current point."""
@@ -611,6 +659,7 @@ class Bench:
         gts = {}
         failed_tables = set()
         sql_targets = [t for t in chosen if t.kind != "inprocess"]
+        self.run_floors(ds, sql_targets)
         for group in group_targets(sql_targets):
             t = group[0]
             if t.table in failed_tables:
@@ -713,15 +762,15 @@ def _build_matches(build: dict, baseline_build: dict) -> bool:
     return all(build[k] == v for k, v in baseline_build.items() if k in build)
 
 
-def curve_comparisons(points: list, levels=RECALL_LEVELS) -> list:
+def curve_comparisons(points: list, levels=RECALL_LEVELS, floors=()) -> list:
     """For every approximate target with a baseline, a ceiling or a size
     reference, per build: its build time and index size against the
     baseline's build with the same shared parameters (m, ef_construction;
     lists), its QPS at each recall level (metrics.qps_at_recall over its
     search sweep) against the baseline's curve and the in-process ceiling's,
     its index size against the size reference's build (lhnsw with quantizer
-    none for livfpq), and the target's goals (goal_checks). Unfiltered
-    points only."""
+    none for livfpq), and the target's goals (goal_checks, with the client
+    floor records of the run: floors). Unfiltered points only."""
     curves = {}
     for p in points:
         # A point whose plan lacked the index measured something else.
@@ -794,19 +843,24 @@ def curve_comparisons(points: list, levels=RECALL_LEVELS) -> list:
                 at[f"{role}_ratio"] = q / bq if q and bq else None
             rec["at"][f"{level:g}"] = at
         if t.goals:
-            rec["goals"] = goal_checks(t, rec, pts, base, ceil)
+            floor = next((f["qps"] for f in floors
+                          if f["dataset"] == dataset and f["vector_type"] == t.spec.type_name), None)
+            rec["goals"] = goal_checks(t, rec, pts, base, ceil, floor)
         out.append(rec)
     return out
 
 
-def goal_checks(t, rec: dict, pts: list, base, ceil) -> list:
+def goal_checks(t, rec: dict, pts: list, base, ceil, floor_qps=None) -> list:
     """Target t's goals (Target.goals) against one curve comparison: one
     record per goal with what was measured (ours, theirs, ratio), the limit
     and whether it is met (None when a side is missing from the run, with
     a note saying which). QPS is read off both curves at the goal's recall
     level, as for the report's levels; 'approx' marks a ratio with a lower
-    bound on one side (a curve whose fastest point is above the level). The
-    ceiling's ratio at that level is given as information."""
+    bound on one side (a curve whose fastest point is above the level). A
+    QPS goal also says what QPS it needs (the limit times the baseline's)
+    and, with the client floor of the target's vector type (floor_qps), what
+    share of the floor that is: above 1, no search can meet it on this
+    client path. The ceiling's ratio at that level is given as information."""
     g = t.goals
     source = g.get("source", "")
     level = g.get("recall", 0.95)
@@ -823,6 +877,10 @@ def goal_checks(t, rec: dict, pts: list, base, ceil) -> list:
         if base:
             bq, bhow = metrics.qps_at_recall([(p["recall"], p["qps"]) for p in base], level)
             item.update({"theirs": bq, "theirs_how": bhow, "approx": "at least" in (how, bhow)})
+            if bq:
+                item["needs_qps"] = limit * bq
+                if floor_qps:
+                    item.update({"floor_qps": floor_qps, "needs_floor_share": item["needs_qps"] / floor_qps})
             if q and bq:
                 item["ratio"] = q / bq
                 item["met"] = item["ratio"] >= limit
@@ -895,10 +953,27 @@ def group_targets(targets: list) -> list:
 
 
 def shown_sql(t, k: int) -> str:
-    shown = t.query_sql(k)
+    return shown_sql_text(t.query_sql(k))
+
+
+def shown_sql_text(sql: str) -> str:
+    """A statement with psycopg's %s placeholders as the server sees them ($1, $2)."""
     for n in (1, 2):
-        shown = shown.replace("%s", f"${n}", 1)
-    return shown
+        sql = sql.replace("%s", f"${n}", 1)
+    return sql
+
+
+# The client floor: a statement that takes the query vector exactly as a k-NN
+# query does (a text parameter of a server-side prepared statement, parsed
+# by the type's input function) and does nothing else, so its QPS bounds what
+# any point on this client path can reach.
+FLOOR_SQL = {"lvector": "SELECT lvector_dims(%s::lvector)", "vector": "SELECT vector_dims(%s::vector)"}
+
+
+def floor_types(sql_targets: list) -> list:
+    """The vector types of the SQL targets (lvector first), each once."""
+    present = {t.spec.type_name for t in sql_targets if t.spec}
+    return [name for name in FLOOR_SQL if name in present]
 
 
 def point_label(p: dict) -> str:
@@ -1045,7 +1120,7 @@ def main(argv=None) -> int:
         bench.run_dataset(ds, chosen)
         comps = bench.comparisons(ds.name)
         curves = curve_comparisons([p for p in bench.points if p["dataset"] == ds.name],
-                                   args.recall_levels_list)
+                                   args.recall_levels_list, bench.floors)
         for c in comps + curves:
             bench.emit(c)
         md += report.dataset_markdown(ds.name, len(ds.base), bench, comps, have_pgvector, args.scaling,

@@ -1040,7 +1040,7 @@ class LivfpqTargetsTest(unittest.TestCase):
         self.assertIn("| build time <= 1x pgvector-ivfflat-l2's | 3.0 s | 4.0 s | 0.75x | **yes** |", md)
         self.assertIn("| lvector-livfpq-l2 | lists=245 | QPS at recall 0.95 >= 2x pgvector-ivfflat-l2's | ", md)
         self.assertIn("## Goals", "\n".join(report.dataset_markdown(
-            "d", 10, unittest.mock.Mock(points=[], conc=[], tables={}), [], True, False, curves)))
+            "d", 10, unittest.mock.Mock(points=[], conc=[], tables={}, floors=[]), [], True, False, curves)))
 
     def test_goals_missing_sides_and_misses(self):
         pts = [p for p in self.sweep() if p["target"] == "lvector-livfpq-l2"]
@@ -1069,6 +1069,40 @@ class LivfpqTargetsTest(unittest.TestCase):
         g = c["goals"][0]
         self.assertEqual((g["ours"], g["met"], g["note"]), (None, False, "lvector-livfpq-l2 does not reach 0.95"))
         self.assertIn("| not reached |", report.goals_markdown([c]))
+
+    def test_goals_need_qps_as_a_share_of_the_floor(self):
+        floors = [{"dataset": "d", "vector_type": "lvector", "qps": 5000.0},
+                  {"dataset": "d", "vector_type": "vector", "qps": 100.0},      # pgvector's: not livfpq's floor
+                  {"dataset": "other", "vector_type": "lvector", "qps": 10.0}]  # another data set's
+        c, = [c for c in runner.curve_comparisons(self.sweep(), floors=floors) if c["target"] == "lvector-livfpq-l2"]
+        g = {g["kind"]: g for g in c["goals"]}["qps"]
+        needs = 2 * math.sqrt(600 * 400)        # 2x IVFFlat's QPS at 0.95
+        self.assertAlmostEqual(g["needs_qps"], needs)
+        self.assertEqual(g["floor_qps"], 5000.0)
+        self.assertAlmostEqual(g["needs_floor_share"], needs / 5000)
+        md = report.goals_markdown([c])
+        self.assertIn("| **yes**; needs 980 QPS = 0.20x the floor |", md)
+        self.assertIn("share of the client floor", md)
+        self.assertNotIn("out of reach", md)
+        # A floor below what the goal needs: flagged.
+        c, = [c for c in runner.curve_comparisons(self.sweep(), floors=[dict(floors[0], qps=800.0)])
+              if c["target"] == "lvector-livfpq-l2"]
+        self.assertIn("needs 980 QPS = 1.22x the floor (above the floor: out of reach on this client path!) |",
+                      report.goals_markdown([c]))
+        # No floor in the run: the QPS needed alone; the other goals' rows unchanged.
+        c, = [c for c in runner.curve_comparisons(self.sweep(), floors=floors[1:])
+              if c["target"] == "lvector-livfpq-l2"]
+        goals = {g["kind"]: g for g in c["goals"]}
+        self.assertNotIn("needs_floor_share", goals["qps"])
+        md = report.goals_markdown([c])
+        self.assertIn("| **yes**; needs 980 QPS |", md)
+        self.assertNotIn("share of the client floor", md)
+        self.assertFalse([k for k in ("needs_qps", "floor_qps") for g in c["goals"] if g["kind"] != "qps" and k in g])
+        # A baseline whose fastest point is above the level: the need is a lower bound.
+        base = [dict(p, recall=min(1.0, p["recall"] + 0.3)) if p["target"] == "pgvector-ivfflat-l2" else p
+                for p in self.sweep()]
+        c, = [c for c in runner.curve_comparisons(base, floors=floors) if c["target"] == "lvector-livfpq-l2"]
+        self.assertIn("needs ≥ 4000 QPS = ≥ 0.80x the floor", report.goals_markdown([c]))
 
     def test_each_code_width_meets_its_ceiling(self):
         pts = [self.pt("lvector-livfpq-l2", 0.96, 1000 * b, {"lists": 245, "pq_bits": b}, {"probes": 5, "rerank": 20},
@@ -1102,6 +1136,115 @@ class LivfpqTargetsTest(unittest.TestCase):
         self.assertIn("iterative_scan=relaxed_order", c["baseline"])
         self.assertEqual((c["ratio"], c["baseline_short_queries"]), (2.0, 0))
         self.assertEqual(len(comps), 4)     # probes 1, 5, 10 and the filtered point
+
+
+@unittest.skipIf(runner is None, "psycopg missing")
+class ClientFloorTest(unittest.TestCase):
+    """The floor point: SELECT lvector_dims($1::lvector) / vector_dims on the
+    k-NN points' client path, against a fake connection."""
+
+    class Cursor:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, params=None, prepare=None):
+            self.conn.calls.append((sql, params, prepare))
+            self.last = params
+
+        def fetchall(self):
+            text = self.last[0]
+            dims = text.count(",") + 1
+            return [(dims if text not in self.conn.bad else dims + 1,)]
+
+    class Conn:
+        def __init__(self, log, bad):
+            self.calls, self.bad, self.closed = log, bad, False
+
+        def execute(self, sql, *a):
+            return unittest.mock.Mock()
+
+        def cursor(self):
+            return ClientFloorTest.Cursor(self)
+
+        def close(self):
+            self.closed = True
+
+    def bench(self, *argv):
+        bench = runner.Bench(runner.parse_args(list(argv)))
+        self.calls, self.conns, self.bad = [], [], set()   # every session's statements; texts parsed wrong
+
+        def connect(*a, **kw):
+            self.conns.append(self.Conn(self.calls, self.bad))
+            return self.conns[-1]
+        patcher = unittest.mock.patch.object(runner.psycopg, "connect", side_effect=connect)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        bench.connect()
+        bench.dataset = "d"
+        rng = np.random.default_rng(5)
+        self.ds = datasets.Dataset("d", "d", rng.normal(size=(20, 4)).astype(np.float32),
+                                   rng.normal(size=(8, 4)).astype(np.float32))
+        return bench
+
+    def test_floor_types(self):
+        self.assertEqual(runner.floor_types(targets.select("lvector-exact-l2,lvector-lflat-ip")), ["lvector"])
+        self.assertEqual(runner.floor_types(targets.select("pgvector-hnsw-l2,lvector-lhnsw-l2")),
+                         ["lvector", "vector"])
+        self.assertEqual(runner.floor_types(targets.select("pgvector-exact-l2")), ["vector"])
+        self.assertEqual(runner.floor_types([]), [])
+        self.assertEqual(runner.FLOOR_SQL, {"lvector": "SELECT lvector_dims(%s::lvector)",
+                                            "vector": "SELECT vector_dims(%s::vector)"})
+
+    def test_floor_record_runs_the_points_loop(self):
+        bench = self.bench("--queries", "3", "--warmup", "2", "--repeat", "2")
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            bench.run_floors(self.ds, targets.select("lvector-exact-l2,pgvector-exact-l2"))
+        self.assertEqual([f["vector_type"] for f in bench.floors], ["lvector", "vector"])
+        self.assertEqual(bench.lines, bench.floors)
+        f = bench.floors[0]
+        self.assertEqual((f["type"], f["dataset"], f["rows"], f["dims"], f["sql"], f["queries"]),
+                         ("floor", "d", 20, 4, "SELECT lvector_dims(%s::lvector)", 3))
+        self.assertEqual(len(f["rounds_qps"]), 2)
+        self.assertEqual(f["qps"], max(f["rounds_qps"]))
+        for key in ("p50_ms", "p95_ms", "p99_ms"):
+            self.assertGreaterEqual(f[key], 0)
+        # Each floor on a fresh session, like each point; warm-up with the
+        # vectors after the timed ones, then every round of the timed
+        # queries, all as the prepared statement with the vector as text.
+        self.assertEqual(len(self.conns), 3)
+        self.assertTrue(all(c.closed for c in self.conns[:2]))
+        texts = [pgload.vector_text(q) for q in self.ds.queries]
+        lv = [c for c in self.calls if c[0] == runner.FLOOR_SQL["lvector"]]
+        self.assertEqual([c[1] for c in lv], [(texts[3],), (texts[4],)] + [(t,) for t in texts[:3]] * 2)
+        self.assertTrue(all(c[2] is True for c in self.calls))
+        self.assertEqual(len([c for c in self.calls if c[0] == runner.FLOOR_SQL["vector"]]), 8)
+        self.assertIn("client floor (lvector, SELECT lvector_dims($1::lvector)): QPS ", out.getvalue())
+        self.assertFalse(bench.errors)
+
+    def test_a_vector_parsed_wrong_is_an_error(self):
+        bench = self.bench("--queries", "3", "--warmup", "0")
+        self.bad.add(pgload.vector_text(self.ds.queries[1]))
+        with contextlib.redirect_stdout(io.StringIO()):
+            rec = bench.measure_floor("lvector", self.ds)
+        self.assertEqual(rec["queries"], 3)
+        self.assertEqual(bench.errors, ["client floor lvector: 1 of 3 queries did not return 4"])
+
+    def test_report_section(self):
+        floors = [{"type": "floor", "dataset": "d", "vector_type": "lvector", "sql": runner.FLOOR_SQL["lvector"],
+                   "qps": 5512.34, "p50_ms": 0.1789, "p95_ms": 0.2011, "p99_ms": 0.25},
+                  {"type": "floor", "dataset": "other", "vector_type": "vector", "sql": runner.FLOOR_SQL["vector"],
+                   "qps": 1.0, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}]
+        md = "\n".join(report.dataset_markdown(
+            "d", 10, unittest.mock.Mock(points=[], conc=[], tables={}, floors=floors), [], True, False))
+        self.assertIn("## Client floor\n", md)
+        self.assertIn("| lvector | `SELECT lvector_dims($1::lvector)` | 5512.3 | 0.179 | 0.201 | 0.250 |", md)
+        self.assertIn("no point can run faster", md)
+        self.assertNotIn("`SELECT vector_dims", md)              # another data set's floor
+        self.assertLess(md.index("## Results"), md.index("## Client floor"))
+        md = "\n".join(report.dataset_markdown(
+            "d", 10, unittest.mock.Mock(points=[], conc=[], tables={}, floors=[]), [], True, False))
+        self.assertNotIn("Client floor", md)
+        self.assertEqual(report.floor_markdown([]), "")
 
 
 class ProgressTest(unittest.TestCase):
