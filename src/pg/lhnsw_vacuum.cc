@@ -151,9 +151,21 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
         uint32 offs[kPageDataSize / sizeof(NodeHeader)];
         uint16 flags[kPageDataSize / sizeof(NodeHeader)];
         int nchange = 0;
+        uint32 bad_slot = hn::kNone, bad_off = 0;
+        uint16 bad_flags = 0;
         slots_on_page(meta, p, [&](uint32 slot, uint32 off) {
             NodeHeader h{};
             std::memcpy(&h, page_data(page) + off, sizeof h);
+            if (h.flags != hn::kSlotFree && h.flags != hn::kNodeLive && h.flags != hn::kNodeNull &&
+                h.flags != hn::kNodeDeleted && h.flags != hn::kSlotUpper && h.flags != hn::kNodeIsolated) {
+                if (bad_slot == hn::kNone) {
+                    bad_slot = slot;
+                    bad_off = off;
+                    bad_flags = h.flags;
+                }
+                return;
+            }
+            if (bad_slot != hn::kNone) return;
             if (h.flags == hn::kNodeDeleted) {
                 vc->deleted[slot] = 1;
                 n_deleted++;
@@ -183,6 +195,14 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             n_deleted++;
             nchange++;
         });
+        if (bad_slot != hn::kNone) {
+            // Nothing of this page was changed: release it, then raise.
+            UnlockReleaseBuffer(buf);
+            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                            errmsg("index \"%s\" is corrupted at block %u, offset %u (slot %u): unknown slot flags 0x%04x",
+                                   RelationGetRelationName(index), Stream::block_of(p),
+                                   static_cast<uint32>(kPageHeaderSize + bad_off), bad_slot, bad_flags)));
+        }
         if (nchange > 0) {
             GenericXLogState* state = GenericXLogStart(index);
             Page wpage = GenericXLogRegisterBuffer(state, buf, 0);

@@ -270,8 +270,7 @@ for my $case (
 	fails_corrupted($node, q{SELECT libravdb_index_check('h_idx')},
 		qr/block $b, offset $o \(slot $victim_slot\): unknown slot flags/, 'check on bad node flags');
 	fails_corrupted($node, $own_sql, qr/block $b\b/, 'own-vector index scan on bad node flags');
-	fails_corrupted($node, 'DELETE FROM h WHERE id = 7; VACUUM h', qr/block $b\b/, 'VACUUM on bad node flags',
-		todo => 'VACUUM does not check slot flags');
+	fails_corrupted($node, 'DELETE FROM h WHERE id = 7; VACUUM h', qr/block $b\b/, 'VACUUM on bad node flags');
 	reindex('bad node flags');
 }
 
@@ -311,6 +310,8 @@ for my $case (
 		'check on an upper slot of another owner');
 	fails_corrupted($node, $scan_sql, qr/block @{[ slot_block($upper) ]}\b/,
 		'index scan on an upper slot of another owner',
+		# Not simply an error: a scan still walking a deleted node whose upper
+		# slot VACUUM has just freed and an insert reused sees the same bytes.
 		todo => 'a scan treats an upper chain that names another owner as the end of the links');
 	restore_at(slot_pos($upper, 24), $old, 'upper slot owner');
 }
