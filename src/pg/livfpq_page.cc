@@ -120,6 +120,15 @@ void check_chain_step(Relation index, const MetaPage& meta, uint32 list, BlockNu
                                                              RelationGetRelationName(index), list, blk)));
 }
 
+namespace {
+bool entry_is_empty(Page page, const MetaPage& meta, uint32 i) {
+    const uint8* e = list_entry(page, meta, i);
+    for (std::size_t b = 0; b < sizeof(iv::EntryHeader); b++)
+        if (e[b] != 0) return false;
+    return true;
+}
+}  // namespace
+
 uint32 list_page_entries(Relation index, const MetaPage& meta, Buffer buf, BlockNumber blk, uint32 list) {
     Page page = BufferGetPage(buf);
     const char* what = nullptr;
@@ -133,6 +142,11 @@ uint32 list_page_entries(Relation index, const MetaPage& meta, Buffer buf, Block
         what = "the page belongs to another list";
     else if (h->n_entries > per_page)
         what = "the page counts more entries than fit";
+    else if (h->n_entries < per_page && !entry_is_empty(page, meta, h->n_entries))
+        // Entries past the count are zero (writes append and count in one
+        // record, VACUUM zeroes what compaction frees): a count too small
+        // would otherwise hide the entries after it.
+        what = "the entry after the last one counted is not empty";
     if (ours && what == nullptr) return h->n_entries;
     const uint32 found_list = ours ? h->list : 0;
     PGAlignedBlock copy;
