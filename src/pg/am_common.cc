@@ -134,20 +134,28 @@ void register_am_options() {
                       AccessExclusiveLock);
 }
 
+bool refuse_unordered_path(const IndexPath* path, Cost* startup_cost, Cost* total_cost, Selectivity* selectivity,
+                           double* correlation, double* pages) {
+    if (path->indexorderbys != NIL) return false;
+    // Without ORDER BY <op> the index cannot answer anything.
+    *startup_cost = *total_cost = 1.0e10;
+    *selectivity = 0;
+    *correlation = 0;
+    *pages = 0;
+    return true;
+}
+
+double estimated_index_tuples(const IndexOptInfo* index) {
+    const double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
+    return tuples < 1 ? 1 : tuples;
+}
+
 void ordered_scan_costestimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,
                                Cost* total_cost, Selectivity* selectivity, double* correlation, double* pages,
                                double per_entry_cpu_factor) {
     IndexOptInfo* index = path->indexinfo;
-    if (path->indexorderbys == NIL) {
-        // Without ORDER BY <op> the index cannot answer anything.
-        *startup_cost = *total_cost = 1.0e10;
-        *selectivity = 0;
-        *correlation = 0;
-        *pages = 0;
-        return;
-    }
-    double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
-    if (tuples < 1) tuples = 1;
+    if (refuse_unordered_path(path, startup_cost, total_cost, selectivity, correlation, pages)) return;
+    const double tuples = estimated_index_tuples(index);
     double npages = index->pages > 0 ? index->pages : 1;
     // One sequential pass over the index, one distance per entry; every
     // tuple is then handed out in order, so selectivity is 1 and the heap

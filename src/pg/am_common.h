@@ -13,6 +13,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "commands/progress.h"
+#include "nodes/pathnodes.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/guc.h"
@@ -83,6 +84,14 @@ extern relopt_kind livfpq_relopt_kind;
 // that back in the assign hook. RESET reinstalls the default's extra.
 bool check_explicit_source(int* newval, void** extra, GucSource source);
 inline bool explicit_source(void* extra) { return extra != nullptr && *static_cast<bool*>(extra); }
+
+// For a path without ORDER BY <op> (which our indexes cannot answer): sets
+// costs that keep the planner off it and returns true.
+bool refuse_unordered_path(const IndexPath* path, Cost* startup_cost, Cost* total_cost, Selectivity* selectivity,
+                           double* correlation, double* pages);
+// The planner's row count for an index (the table's when the index has
+// none yet), at least 1.
+double estimated_index_tuples(const IndexOptInfo* index);
 
 // Cost of an ordered scan that reads `index_pages` once and evaluates a
 // distance per entry at `per_entry_cost`; paths without ORDER BY are refused.

@@ -37,13 +37,7 @@ bytea* options(Datum reloptions, bool validate) {
 void cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost, Cost* total_cost,
                    Selectivity* selectivity, double* correlation, double* pages) {
     IndexOptInfo* index = path->indexinfo;
-    if (path->indexorderbys == NIL) {
-        *startup_cost = *total_cost = 1.0e10;
-        *selectivity = 0;
-        *correlation = 0;
-        *pages = 0;
-        return;
-    }
+    if (refuse_unordered_path(path, startup_cost, total_cost, selectivity, correlation, pages)) return;
     Relation rel = index_open(index->indexoid, NoLock);
     auto* opts = reinterpret_cast<Options*>(rel->rd_options);
     const int m = opts ? opts->m : 16;
@@ -52,8 +46,7 @@ void cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* 
     const int dims = TupleDescAttr(RelationGetDescr(rel), 0)->atttypmod;
     index_close(rel, NoLock);
 
-    double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
-    if (tuples < 1) tuples = 1;
+    const double tuples = estimated_index_tuples(index);
     double npages = index->pages > 0 ? index->pages : 1;
     // Distance cost relative to the SQL operator on a heap row (one
     // cpu_operator_cost per 64 float dimensions, less for codes).

@@ -41,21 +41,14 @@ bytea* options(Datum reloptions, bool validate) {
 void cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost, Cost* total_cost,
                    Selectivity* selectivity, double* correlation, double* pages) {
     IndexOptInfo* index = path->indexinfo;
-    if (path->indexorderbys == NIL) {
-        *startup_cost = *total_cost = 1.0e10;
-        *selectivity = 0;
-        *correlation = 0;
-        *pages = 0;
-        return;
-    }
+    if (refuse_unordered_path(path, startup_cost, total_cost, selectivity, correlation, pages)) return;
     Relation rel = index_open(index->indexoid, NoLock);
     auto* opts = reinterpret_cast<Options*>(rel->rd_options);
     const int dims = TupleDescAttr(RelationGetDescr(rel), 0)->atttypmod;
     const double probes = effective_probes(rel);
     const double rerank = effective_rerank(rel);
     const double pq_m = opts && opts->pq_m > 0 ? opts->pq_m : std::max(1.0, dims / 4.0);
-    double tuples = index->tuples >= 0 ? index->tuples : index->rel->tuples;
-    if (tuples < 1) tuples = 1;
+    const double tuples = estimated_index_tuples(index);
     const double lists = opts && opts->lists > 0 ? opts->lists : std::max(1.0, std::sqrt(tuples));
     index_close(rel, NoLock);
 
