@@ -22,8 +22,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
-use LibraVDB::Test qw(new_node log_has_no_crash);
+use LibraVDB::Test qw(new_node log_has_no_crash standby_catch_up keyed_lines index_scans_only index_infos);
 
 my $wcc = "wal_consistency_checking = 'generic'\n";
 my $primary = new_node('primary', init => { allows_streaming => 1 }, conf => $wcc);
@@ -135,73 +134,31 @@ sub queries_for
 		"SELECT id FROM $table WHERE id % 389 = 1 ORDER BY v $op $q LIMIT 10");
 }
 
-# Every query of script('index') is an index scan on the index it is meant
-# for (one psql run; plans separated by marker lines).
+sub answers { my ($node, $mode) = @_; return keyed_lines($node, script($mode)); }
+
+# Every query of script('index') is an index scan on its index.
 sub check_plans
 {
 	my ($node, $when) = @_;
-	my ($sql, @expect) = ("SET enable_seqscan = off; SET enable_bitmapscan = off;\n");
+	my @queries;
 	for my $index (sort keys %indexes)
 	{
 		my $table = $indexes{$index}[0];
 		for my $q (@{ $queries{$table} })
 		{
-			for my $query (queries_for($index, $q))
-			{
-				$sql .= "SELECT '-- plan';\nEXPLAIN (COSTS OFF) $query;\n";
-				push @expect, [ $index, $table ];
-			}
+			push @queries, [ $index, $table, $_ ] for queries_for($index, $q);
 		}
 	}
-	my @plans = split /^-- plan\n/m, $node->safe_psql('postgres', $sql);
-	shift @plans;
-	is(scalar(@plans), scalar(@expect), "$when: one plan per query (" . $node->name . ')');
-	my $bad = '';
-	for my $i (0 .. $#expect)
-	{
-		my ($index, $table) = @{ $expect[$i] };
-		my $plan = $plans[$i] // '';
-		$bad .= "expected an index scan on $index:\n$plan\n"
-		  unless $plan =~ /Index Scan using $index on $table/ && $plan !~ /Seq Scan/;
-	}
-	is($bad, '', "$when: every query is an index scan on its index (" . $node->name . ')');
+	index_scans_only($node, $when, @queries);
 }
 
-sub answers
-{
-	my ($node, $mode) = @_;
-	my %a;
-	for my $line (split /\n/, $node->safe_psql('postgres', script($mode)))
-	{
-		my ($key, $val) = $line =~ /^(.*?): (.*)$/ or die "unexpected line: $line";
-		$a{$key} = $val;
-	}
-	return \%a;
-}
-
-# Waits until the standby has replayed everything the primary wrote. Unlike
-# wait_for_catchup, gives up at once when the standby's startup process
-# died (a WAL consistency failure is a FATAL in replay), naming the reason.
-sub catch_up
-{
-	my ($when) = @_;
-	my $target = $primary->lsn('insert');
-	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-	{
-		my ($ret, $out) = $standby->psql('postgres', "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn");
-		return if $ret == 0 && $out eq 't';
-		my @fatal = grep { /inconsistent page|PANIC|startup process .* (exited|terminated)/ } split /\n/, slurp_file($standby->logfile);
-		die "$when: standby replay failed:\n" . join("\n", @fatal) . "\n" if @fatal;
-		usleep(100_000);
-	}
-	die "$when: standby did not replay up to $target";
-}
+sub info { return index_infos($_[0], sort keys %indexes); }
 
 # The checks after each phase.
 sub check_phase
 {
 	my ($when) = @_;
-	catch_up($when);
+	standby_catch_up($primary, $standby, $when);
 
 	check_plans($primary, $when);
 	check_plans($standby, $when);
@@ -260,14 +217,6 @@ sub same_answer
 		return 0 unless join(',', sort @{ $gx{$d} }) eq join(',', sort @{ $gy{$d} });
 	}
 	return 1;
-}
-
-sub info
-{
-	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		join("\nUNION ALL\n",
-			map { "SELECT '$_', libravdb_index_info('$_')::text" } sort keys %indexes));
 }
 
 sub info_field

@@ -19,8 +19,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
-use LibraVDB::Test qw(new_node log_has_no_crash);
+use LibraVDB::Test qw(new_node log_has_no_crash standby_catch_up keyed_lines index_scans_only index_infos);
 
 my $wcc = "wal_consistency_checking = 'generic'\n";
 # shared_buffers: Cluster.pm gives streaming nodes 1MB (128 buffers), and an
@@ -116,62 +115,23 @@ sub script
 	return $sql;
 }
 
-sub answers
-{
-	my ($node, $mode) = @_;
-	my %a;
-	for my $line (split /\n/, $node->safe_psql('postgres', script($mode)))
-	{
-		my ($key, $val) = $line =~ /^(.*?): (.*)$/ or die "unexpected line: $line";
-		$a{$key} = $val;
-	}
-	return \%a;
-}
+sub answers { my ($node, $mode) = @_; return keyed_lines($node, script($mode)); }
 
 # Every query of script('index') is an index scan on its index.
 sub check_plans
 {
 	my ($node, $when) = @_;
-	my $sql = "SET enable_seqscan = off; SET enable_bitmapscan = off;\n";
-	my @expect;
+	my @queries;
 	for my $index (sort keys %indexes)
 	{
 		my ($table, $op) = @{ $indexes{$index} };
-		for my $q (@{ $queries{$table} })
-		{
-			$sql .= "SELECT '-- plan';\nEXPLAIN (COSTS OFF) SELECT id FROM $table WHERE id % 7 = 3 ORDER BY v $op $q LIMIT 10;\n";
-			push @expect, [ $index, $table ];
-		}
+		push @queries, [ $index, $table, "SELECT id FROM $table WHERE id % 7 = 3 ORDER BY v $op $_ LIMIT 10" ]
+		  for @{ $queries{$table} };
 	}
-	my @plans = split /^-- plan\n/m, $node->safe_psql('postgres', $sql);
-	shift @plans;
-	my $bad = '';
-	for my $i (0 .. $#expect)
-	{
-		my ($index, $table) = @{ $expect[$i] };
-		my $plan = $plans[$i] // '';
-		$bad .= "expected an index scan on $index:\n$plan\n" unless $plan =~ /Index Scan using $index on $table/;
-	}
-	is($bad, '', "$when: every query is an index scan on its index (" . $node->name . ')');
+	index_scans_only($node, $when, @queries);
 }
 
-# Waits for the standby to replay everything; gives up at once if replay died
-# (a WAL consistency failure is a FATAL in the startup process).
-sub catch_up
-{
-	my ($when) = @_;
-	my $target = $primary->lsn('insert');
-	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-	{
-		my ($ret, $out) = $standby->psql('postgres', "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn");
-		return if $ret == 0 && $out eq 't';
-		my @fatal = grep { /inconsistent page|PANIC|startup process .* (exited|terminated)/ } split /\n/,
-		  slurp_file($standby->logfile);
-		die "$when: standby replay failed:\n" . join("\n", @fatal) . "\n" if @fatal;
-		usleep(100_000);
-	}
-	die "$when: standby did not replay up to $target";
-}
+sub info { return index_infos($_[0], sort keys %indexes); }
 
 # Recall of an answer against the exact one: ids found among the exact ids,
 # counting rows at the exact k-th distance as interchangeable.
@@ -198,7 +158,7 @@ sub checks
 sub check_phase
 {
 	my ($when) = @_;
-	catch_up($when);
+	standby_catch_up($primary, $standby, $when);
 	check_plans($primary, $when);
 	check_plans($standby, $when);
 
@@ -235,13 +195,6 @@ sub check_phase
 	is($bad, '', "$when: libravdb_index_check clean on every index (primary)");
 	is(checks($standby), $cp, "$when: libravdb_index_check gives the same counts on the standby");
 	is(info($standby), info($primary), "$when: standby's indexes hold the same graph as the primary's");
-}
-
-sub info
-{
-	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		join("\nUNION ALL\n", map { "SELECT '$_', libravdb_index_info('$_')::text" } sort keys %indexes));
 }
 
 sub info_field

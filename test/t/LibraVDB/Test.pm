@@ -27,7 +27,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(new_node crash_lines log_has_no_crash standby_catch_up
+our @EXPORT_OK = qw(new_node crash_lines log_has_no_crash standby_catch_up keyed_lines index_scans_only index_infos
   fashion_mnist_dir fashion_mnist_images fashion_mnist_labels $CRASH_PATTERN
   relation_file read_bytes write_bytes fails_corrupted);
 
@@ -204,6 +204,49 @@ sub fails_corrupted
 	}
 	is($node->safe_psql('postgres', 'SELECT 42'), '42', "$name: server answers");
 	return ($ret, $out, $err);
+}
+
+# Runs $sql on $node; every output line is "key: value". Returns { key => value }.
+sub keyed_lines
+{
+	my ($node, $sql) = @_;
+	my %a;
+	for my $line (split /\n/, $node->safe_psql('postgres', $sql))
+	{
+		my ($key, $val) = $line =~ /^(.*?): (.*)$/ or die "unexpected line: $line";
+		$a{$key} = $val;
+	}
+	return \%a;
+}
+
+# Two TAP tests: with sequential and bitmap scans off, EXPLAIN gives one plan
+# per query, and each is an index scan on its index with no Seq Scan.
+# @queries: [ index, table, query ], ...
+sub index_scans_only
+{
+	my ($node, $when, @queries) = @_;
+	my $sql = "SET enable_seqscan = off; SET enable_bitmapscan = off;\n";
+	$sql .= "SELECT '-- plan';\nEXPLAIN (COSTS OFF) $_->[2];\n" for @queries;
+	my @plans = split /^-- plan\n/m, $node->safe_psql('postgres', $sql);
+	shift @plans;
+	is(scalar(@plans), scalar(@queries), "$when: one plan per query (" . $node->name . ')');
+	my $bad = '';
+	for my $i (0 .. $#queries)
+	{
+		my ($index, $table) = @{ $queries[$i] };
+		my $plan = $plans[$i] // '';
+		$bad .= "expected an index scan on $index:\n$plan\n"
+		  unless $plan =~ /Index Scan using $index on $table/ && $plan !~ /Seq Scan/;
+	}
+	is($bad, '', "$when: every query is an index scan on its index (" . $node->name . ')');
+}
+
+# libravdb_index_info of each index, one line each, in the order given.
+sub index_infos
+{
+	my ($node, @indexes) = @_;
+	return $node->safe_psql('postgres',
+		join("\nUNION ALL\n", map { "SELECT '$_', libravdb_index_info('$_')::text" } @indexes));
 }
 
 # One TAP test: the node's whole log (every start of it) shows no crash.
