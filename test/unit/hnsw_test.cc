@@ -145,7 +145,11 @@ std::vector<std::uint32_t> links_of(const BuildGraph& g, std::uint32_t id, int l
 // product a node well inside the convex hull is nobody's near neighbour,
 // with m below about 12 pruning orphans a few nodes, and many copies of one
 // vector link only to each other (see the disabled test below).
-void check_invariants(const BuildGraph& g, bool reachable = true) {
+// max_unreachable: nodes allowed outside the entry point's reach at level 0.
+// A build on one thread is deterministic and these tests' graphs reach every
+// node; on several threads, concurrent back-link prunes can (rarely, with
+// scheduling) drop every link into one node, as in hnswlib.
+void check_invariants(const BuildGraph& g, bool reachable = true, std::size_t max_unreachable = 0) {
     const std::size_t n = g.size();
     const std::size_t m = static_cast<std::size_t>(g.m());
     ASSERT_GT(n, 0u);
@@ -208,7 +212,7 @@ void check_invariants(const BuildGraph& g, bool reachable = true) {
                 queue.push_back(t);
             }
     }
-    EXPECT_EQ(count, n) << "nodes unreachable from the entry point at level 0";
+    EXPECT_GE(count + max_unreachable, n) << "nodes unreachable from the entry point at level 0: " << n - count;
 }
 
 // --- recall --------------------------------------------------------------------
@@ -407,7 +411,7 @@ TEST(HnswGraph, InvariantsAfterLinkAll) {
         BuildGraph g(o, params_for(c.quantizer, data), c.metric, data.dims);
         fill(&g, data);
         g.link_all(c.threads, kNoPoll);
-        check_invariants(g, c.metric != Metric::InnerProduct && c.m >= 12);
+        check_invariants(g, c.metric != Metric::InnerProduct && c.m >= 12, c.threads == 1 ? 0 : data.n / 1000);
         // Levels come from random_level alone.
         for (std::uint32_t i = 0; i < data.n; i++) ASSERT_EQ(g.level(i), random_level(o.seed, i, c.m));
     }
