@@ -771,8 +771,11 @@ class LhnswTargetsTest(unittest.TestCase):
                 cur.__iter__ = lambda _self: iter(rows)
                 return cur
         chosen = targets.with_baselines(targets.select("lvector-lhnsw-*,lvector-exact-l2"))
+        # Whether hnswlib is installed here must not change the counts: the
+        # in-process targets see it present, then absent.
+        have_modules = unittest.mock.patch.object(runner.inprocess, "module_version", return_value="1.0")
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), have_modules:
             kept, have_pgvector, skipped = runner.check_availability(Conn(["heap", "btree", "hnsw", "ivfflat", "lflat"]),
                                                             chosen)
         names = [t.name for t in kept]
@@ -783,10 +786,20 @@ class LhnswTargetsTest(unittest.TestCase):
         self.assertIn("no access method lhnsw in this server: skipped lvector-lhnsw-l2", out.getvalue())
         self.assertEqual(skipped["lvector-lhnsw-cosine"], "no access method lhnsw")
         self.assertEqual(len(skipped), 5)
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), have_modules:
             kept, _, skipped = runner.check_availability(Conn(["hnsw", "lhnsw"]), chosen)
         self.assertIn("lvector-lhnsw-l2-f1", [t.name for t in kept])
         self.assertFalse(skipped)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), \
+                unittest.mock.patch.object(runner.inprocess, "module_version", return_value=None):
+            kept, _, skipped = runner.check_availability(Conn(["hnsw", "lhnsw"]), chosen)
+        inproc = [t.name for t in chosen if t.kind == "inprocess"]
+        self.assertTrue(inproc)
+        self.assertEqual(sorted(skipped), sorted(inproc))
+        self.assertEqual(skipped[inproc[0]], "Python module hnswlib missing")
+        self.assertFalse([t for t in kept if t.kind == "inprocess"])
+        self.assertIn("not importable (Debian: python3-hnswlib, python3-faiss)", out.getvalue())
         env = {"started": "t", "dataset": "d", "rows": 1, "dims": 2, "queries": 3, "warmup": 0, "k": 10,
                "server": {"postgres": "15", "libravdb": "0.1.0", "libravdb_simd_level": "avx2", "pgvector": None,
                           "settings": {}}, "cpu": {"model": "x", "cores": 1, "simd_flags": []},
