@@ -268,6 +268,55 @@ TEST_P(QuantKernelsByIsa, NeverReadsOutsideTheVectors) {
     }
 }
 
+// Code x code: integer sums, so every table must give the 64-bit reference
+// exactly, at any alignment, reading nothing outside the codes. Random codes,
+// then the extremes (all 0 against all 255: the largest sums, which must not
+// overflow a 32-bit lane at 16,000 elements).
+std::uint64_t pair_reference(Op op, const std::uint8_t* a, const std::uint8_t* b, std::size_t n) {
+    std::uint64_t s = 0;
+    for (std::size_t i = 0; i < n; i++) {
+        const std::int64_t x = a[i], y = b[i];
+        s += static_cast<std::uint64_t>(op == Op::L2 ? (x - y) * (x - y) : op == Op::Dot ? x * y : (x > y ? x - y : y - x));
+    }
+    return s;
+}
+
+U8PairFn pair_kernel(const QuantKernels& k, Op op) {
+    return op == Op::L2 ? k.l2_squared_u8u8 : op == Op::Dot ? k.dot_u8u8 : k.l1_u8u8;
+}
+
+TEST_P(QuantKernelsByIsa, CodePairsExact) {
+    Rng rng(99u + static_cast<std::uint32_t>(n_));
+    std::vector<std::uint8_t> b(n_), zeros(n_, 0), full(n_, 255);
+    for (auto& x : b) x = static_cast<std::uint8_t>(rng.bits());
+    for (Op op : kOps) {
+        SCOPED_TRACE(op_name(op));
+        U8PairFn f = pair_kernel(*k_, op);
+        EXPECT_EQ(f(c_.data(), b.data(), n_), pair_reference(op, c_.data(), b.data(), n_));
+        EXPECT_EQ(f(zeros.data(), full.data(), n_), pair_reference(op, zeros.data(), full.data(), n_));
+        EXPECT_EQ(f(full.data(), full.data(), n_), pair_reference(op, full.data(), full.data(), n_));
+        EXPECT_EQ(f(full.data(), zeros.data(), n_), pair_reference(op, full.data(), zeros.data(), n_));
+    }
+    std::vector<std::uint8_t> abuf(n_ + 7), bbuf(n_ + 7);
+    for (std::size_t off = 1; off <= 7; off++) {
+        std::copy(c_.begin(), c_.end(), abuf.begin() + static_cast<std::ptrdiff_t>(off));
+        std::copy(b.begin(), b.end(), bbuf.begin() + static_cast<std::ptrdiff_t>(7 - off));
+        for (Op op : kOps)
+            EXPECT_EQ(pair_kernel(*k_, op)(abuf.data() + off, bbuf.data() + 7 - off, n_),
+                      pair_reference(op, c_.data(), b.data(), n_))
+                << op_name(op) << " at offsets " << off << " and " << 7 - off;
+    }
+    for (auto guard : {Guard::After, Guard::Before}) {
+        GuardedBuffer<std::uint8_t> ga(n_, guard), gb(n_, guard);
+        ASSERT_TRUE(ga.ok() && gb.ok()) << "mmap failed";
+        std::copy(c_.begin(), c_.end(), ga.data());
+        std::copy(b.begin(), b.end(), gb.data());
+        for (Op op : kOps)
+            EXPECT_EQ(pair_kernel(*k_, op)(ga.data(), gb.data(), n_), pair_reference(op, c_.data(), b.data(), n_))
+                << op_name(op) << (guard == Guard::After ? " guard after" : " guard before");
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDims, QuantKernelsByIsa, testing::ValuesIn(all_cases()),
                          [](const testing::TestParamInfo<Case>& info) {
                              return std::string(isa_name(info.param.isa)) + "_d" +

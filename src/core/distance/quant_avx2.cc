@@ -131,14 +131,89 @@ float kernel(const float* q, const Code* c, std::size_t n) noexcept {
     return _mm_cvtss_f32(h);
 }
 
+// Code x code, 32 bytes a step, in integers. |a - b| is exact in bytes as
+// (a -sat b) | (b -sat a); squares and products are taken on 16-bit lanes
+// (vpmaddwd: two products added into each 32-bit lane, at most 2 * 255^2),
+// and L1 uses vpsadbw, which sums eight absolute differences per 64-bit lane.
+// Integer sums are exact, so the order is free and the tail is a plain loop.
+LRV_INLINE std::uint32_t hsum_epi32(__m256i v) noexcept {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return static_cast<std::uint32_t>(_mm_cvtsi128_si32(h));
+}
+
+LRV_INLINE __m256i load32(const std::uint8_t* p) noexcept {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+std::uint32_t l2_squared_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s0 = zero, s1 = zero;
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = load32(a + i), y = load32(b + i);
+        __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
+        __m256i lo = _mm256_unpacklo_epi8(d, zero), hi = _mm256_unpackhi_epi8(d, zero);
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(lo, lo));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(hi, hi));
+    }
+    std::uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
+    for (; i < n; i++) {
+        const int d = static_cast<int>(a[i]) - static_cast<int>(b[i]);
+        s += static_cast<std::uint32_t>(d * d);
+    }
+    return s;
+}
+
+std::uint32_t dot_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s0 = zero, s1 = zero;
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = load32(a + i), y = load32(b + i);
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_unpacklo_epi8(x, zero), _mm256_unpacklo_epi8(y, zero)));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_unpackhi_epi8(x, zero), _mm256_unpackhi_epi8(y, zero)));
+    }
+    std::uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));
+    for (; i < n; i++) s += static_cast<std::uint32_t>(a[i]) * b[i];
+    return s;
+}
+
+std::uint32_t l1_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    __m256i s0 = _mm256_setzero_si256();
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(load32(a + i), load32(b + i)));
+    // Four 64-bit lanes, each below 2^32.
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s0), _mm256_extracti128_si256(s0, 1));
+    h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+    std::uint32_t s = static_cast<std::uint32_t>(_mm_cvtsi128_si32(h));
+    for (; i < n; i++) s += static_cast<std::uint32_t>(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+    return s;
+}
+
 #undef LRV_INLINE
 
 }  // namespace
 
+// The AVX-512 table shares the code x code kernels (quant_avx512.cc): they
+// read a quarter of a float vector's bytes and are bound by memory, not by
+// vector width, where a build uses them.
+std::uint32_t avx2_l2_squared_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    return l2_squared_u8u8(a, b, n);
+}
+std::uint32_t avx2_dot_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    return dot_u8u8(a, b, n);
+}
+std::uint32_t avx2_l1_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    return l1_u8u8(a, b, n);
+}
+
 const QuantKernels kAvx2QuantKernels = {
     Isa::Avx2,           kernel<L2, std::uint8_t>,  kernel<Dot, std::uint8_t>,
     kernel<L1, std::uint8_t>,  kernel<L2, std::uint16_t>, kernel<Dot, std::uint16_t>,
-    kernel<L1, std::uint16_t>,
+    kernel<L1, std::uint16_t>, l2_squared_u8u8,            dot_u8u8,
+    l1_u8u8,
 };
 
 }  // namespace lrv::core::distance
@@ -146,8 +221,8 @@ const QuantKernels kAvx2QuantKernels = {
 #else  // not x86: dispatch never selects this table (quant_for_isa returns nullptr).
 
 namespace lrv::core::distance {
-const QuantKernels kAvx2QuantKernels = {Isa::Avx2, nullptr, nullptr, nullptr,
-                                        nullptr,   nullptr, nullptr};
+const QuantKernels kAvx2QuantKernels = {Isa::Avx2, nullptr, nullptr, nullptr, nullptr,
+                                        nullptr,   nullptr, nullptr, nullptr, nullptr};
 }
 
 #endif

@@ -141,10 +141,17 @@ float kernel(const float* q, const Code* c, std::size_t n) noexcept {
 
 }  // namespace
 
+// Code x code kernels: quant_avx2.cc's (dispatch grants AVX-512 only with
+// AVX2). They are bound by memory where builds call them, not by width.
+std::uint32_t avx2_l2_squared_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept;
+std::uint32_t avx2_dot_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept;
+std::uint32_t avx2_l1_u8u8(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept;
+
 const QuantKernels kAvx512QuantKernels = {
     Isa::Avx512,          kernel<L2, std::uint8_t>,  kernel<Dot, std::uint8_t>,
     kernel<L1, std::uint8_t>, kernel<L2, std::uint16_t>, kernel<Dot, std::uint16_t>,
-    kernel<L1, std::uint16_t>,
+    kernel<L1, std::uint16_t>, avx2_l2_squared_u8u8,   avx2_dot_u8u8,
+    avx2_l1_u8u8,
 };
 
 }  // namespace lrv::core::distance
@@ -152,8 +159,8 @@ const QuantKernels kAvx512QuantKernels = {
 #else  // not x86: dispatch never selects this table (quant_for_isa returns nullptr).
 
 namespace lrv::core::distance {
-const QuantKernels kAvx512QuantKernels = {Isa::Avx512, nullptr, nullptr, nullptr,
-                                          nullptr,     nullptr, nullptr};
+const QuantKernels kAvx512QuantKernels = {Isa::Avx512, nullptr, nullptr, nullptr, nullptr,
+                                          nullptr,     nullptr, nullptr, nullptr, nullptr};
 }
 
 #endif

@@ -101,11 +101,34 @@ float l1_f16_scalar(const float* q, const std::uint16_t* h, std::size_t n) noexc
     return s;
 }
 
+// Code x code: integer sums, exact in any order.
+std::uint32_t l2_squared_u8u8_scalar(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    std::uint32_t s = 0;
+    for (std::size_t i = 0; i < n; i++) {
+        const int d = static_cast<int>(a[i]) - static_cast<int>(b[i]);
+        s += static_cast<std::uint32_t>(d * d);
+    }
+    return s;
+}
+
+std::uint32_t dot_u8u8_scalar(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    std::uint32_t s = 0;
+    for (std::size_t i = 0; i < n; i++) s += static_cast<std::uint32_t>(a[i]) * b[i];
+    return s;
+}
+
+std::uint32_t l1_u8u8_scalar(const std::uint8_t* a, const std::uint8_t* b, std::size_t n) noexcept {
+    std::uint32_t s = 0;
+    for (std::size_t i = 0; i < n; i++) s += static_cast<std::uint32_t>(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+    return s;
+}
+
 }  // namespace
 
 const QuantKernels kScalarQuantKernels = {Isa::Scalar,          l2_squared_u8_scalar, dot_u8_scalar,
                                           l1_u8_scalar,         l2_squared_f16_scalar, dot_f16_scalar,
-                                          l1_f16_scalar};
+                                          l1_f16_scalar,        l2_squared_u8u8_scalar, dot_u8u8_scalar,
+                                          l1_u8u8_scalar};
 
 namespace {
 
