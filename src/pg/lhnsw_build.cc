@@ -11,7 +11,10 @@
 // Memory: the graph holds the vectors as the index stores them (float32,
 // fp16 or sq8). When that would not fit in maintenance_work_mem, the graph
 // is built on sq8 codes instead (a quarter of float32) and the heap is read
-// a second time to write the stored vectors; a NOTICE says so.
+// a second time to write the stored vectors; a NOTICE says so. When they fit
+// with sq8 codes beside them, links are chosen on those codes (integer
+// distances over a quarter of the bytes: the build's time goes to reading
+// vectors at random), unless the codes would be coarse.
 // Core headers (and the standard headers they pull in) before the server's,
 // whose port.h redefines printf-family names.
 #include "libravdb/core/hnsw/graph.h"
@@ -294,6 +297,14 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLoad);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(est_rows));
     double heap_tuples = table_index_build_scan(heap, index, info, true, true, load_callback, st, nullptr);
+
+    // Links are chosen on sq8 codes of the vectors when they fit beside them
+    // and are fine enough (BuildGraph::link_on_sq8): the build then reads a
+    // quarter of the bytes. Scans still search the stored vectors.
+    if (in_memory != core::QuantizerKind::Sq8 &&
+        core::hnsw::BuildGraph::estimate_bytes(bc->graph->size(), st->meta.dims, in_memory, st->meta.m, true) <=
+            budget)
+        LRV_GUARDED(bc->graph->link_on_sq8());
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLink);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(bc->graph->size()));

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <new>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -38,6 +39,12 @@ std::uint64_t splitmix64(std::uint64_t x) noexcept {
 }
 
 constexpr std::size_t kStripes = 4096;
+
+std::uint32_t code_sum(const std::uint8_t* c, std::size_t n) noexcept {
+    std::uint32_t s = 0;
+    for (std::size_t i = 0; i < n; i++) s += c[i];
+    return s;
+}
 constexpr std::size_t kPollEvery = 256;
 
 }  // namespace
@@ -121,9 +128,17 @@ struct BuildGraph::Worker {
     // The query's squared norm and extra coordinate (inner product builds).
     double q_norm2 = 0, q_extra = 0;
 
+    // insert(): the node being linked, compared with others as pairs when
+    // links are chosen on sq8 codes; kNone: a float query (search()).
+    std::uint32_t query_id = kNone;
+
     bool evaluate(std::uint32_t id, Candidate* c) {
-        c->d = coder->value(g->code(id), g->norms_[id]);
-        if (g->mips_) c->d = g->mips_distance(c->d, q_norm2, q_extra, id);
+        if (query_id != kNone) {
+            c->d = g->pair_distance(*this, query_id, id);
+        } else {
+            c->d = coder->value(g->code(id), g->norms_[id]);
+            if (g->mips_) c->d = g->mips_distance(c->d, q_norm2, q_extra, id);
+        }
         c->key = c->d;
         c->flags = kNodeLive;
         return true;
@@ -135,9 +150,11 @@ struct BuildGraph::Worker {
         out->assign(l, l + n);
     }
     void prefetch(std::uint32_t id) const noexcept {
-        const std::uint8_t* p = g->code(id);
+        const bool pairs = query_id != kNone && g->link_sq8_;
+        const std::uint8_t* p = pairs ? g->link_code(id) : g->code(id);
+        const std::size_t bytes = pairs ? g->dims_ : g->code_bytes_;
         // The first lines; the hardware prefetcher follows the stream.
-        for (std::size_t b = 0; b < std::min<std::size_t>(g->code_bytes_, 256); b += 64) __builtin_prefetch(p + b);
+        for (std::size_t b = 0; b < std::min<std::size_t>(bytes, 256); b += 64) __builtin_prefetch(p + b);
     }
     bool visit(std::uint32_t id) {
         if (stamp[id] == generation) return false;
@@ -148,7 +165,12 @@ struct BuildGraph::Worker {
 
 BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metric metric, std::size_t dims)
     : opts_(opts), qp_(qp), metric_(metric), dims_(dims), code_bytes_(code_bytes(qp.kind, dims)),
-      code_stride_((code_bytes_ + 63) & ~static_cast<std::size_t>(63)), locks_(new Locks()) {
+      code_stride_((code_bytes_ + 63) & ~static_cast<std::size_t>(63)),
+      quant_kernels_(&distance::best_quant()), locks_(new Locks()) {
+    if (qp.kind == QuantizerKind::Sq8) {
+        link_sq8_ = true;
+        link_qp_ = qp;
+    }
     if (opts.m < kMinM || opts.m > kMaxM) fail(ErrorKind::InvalidParameter, "m out of range");
     if (opts.ef_construction < kMinEfConstruction || opts.ef_construction > kMaxEfConstruction)
         fail(ErrorKind::InvalidParameter, "ef_construction out of range");
@@ -158,11 +180,15 @@ BuildGraph::~BuildGraph() = default;
 
 void BuildGraph::FreeDeleter::operator()(std::uint8_t* p) const noexcept { std::free(p); }
 
-std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m) noexcept {
+std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m,
+                                      bool link_sq8) noexcept {
     const std::size_t mm = static_cast<std::size_t>(m);
-    std::size_t per_node = ((code_bytes(q, dims) + 63) & ~static_cast<std::size_t>(63)) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
+    auto padded = [](std::size_t b) { return (b + 63) & ~static_cast<std::size_t>(63); };
+    std::size_t per_node = padded(code_bytes(q, dims)) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
                            (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) +
                            2 * sizeof(std::uint32_t);  // visited stamps of two threads
+    if (link_sq8 || q == QuantizerKind::Sq8) per_node += sizeof(std::uint32_t);       // code sums
+    if (link_sq8 && q != QuantizerKind::Sq8) per_node += padded(dims);              // link codes
     // About one node in m-1 has upper levels, m + 1 words each.
     std::size_t upper = n / std::max<std::size_t>(mm - 1, 1) * (mm + 1) * sizeof(std::uint32_t);
     return n * per_node + upper;
@@ -174,6 +200,13 @@ void BuildGraph::reserve(std::size_t n) {
     if (block == nullptr) throw std::bad_alloc();
     if (size() > 0) std::memcpy(block, codes_.get(), size() * code_stride_);
     codes_.reset(block);
+    if (link_codes_) {
+        auto* lblock = static_cast<std::uint8_t*>(std::aligned_alloc(64, n * link_stride_));
+        if (lblock == nullptr) throw std::bad_alloc();
+        if (size() > 0) std::memcpy(lblock, link_codes_.get(), size() * link_stride_);
+        link_codes_.reset(lblock);
+    }
+    if (link_sq8_) link_sums_.reserve(n);
     code_capacity_ = n;
     norms_.reserve(n);
     residuals_.reserve(n);
@@ -191,6 +224,12 @@ std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
     std::memset(dst, 0, code_stride_);
     float r = encode(qp_, metric_, x, dims_, dst);
     residuals_.push_back(r);
+    if (link_codes_) {
+        link_sums_.push_back(0);
+        encode_link_code(static_cast<std::uint32_t>(id), x);
+    } else if (link_sq8_) {
+        link_sums_.push_back(code_sum(dst, dims_));
+    }
     norms_.push_back(vector_norm(x, dims_));
     tids_.push_back(tid_key);
     int level = random_level(opts_.seed, id, opts_.m);
@@ -210,10 +249,74 @@ std::size_t BuildGraph::memory_bytes() const noexcept {
     std::size_t upper = 0;
     for (std::size_t i = 0; i < upper_.size(); i++)
         if (upper_[i]) upper += levels_[i] * (static_cast<std::size_t>(opts_.m) + 1) * sizeof(std::uint32_t);
-    return code_capacity_ * code_stride_ + (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
+    return code_capacity_ * (code_stride_ + (link_codes_ ? link_stride_ : 0)) +
+           link_sums_.capacity() * sizeof(std::uint32_t) +
+           (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
            tids_.capacity() * sizeof(std::uint64_t) + levels_.capacity() +
            (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + upper_.capacity() * sizeof(void*) +
            upper;
+}
+
+void BuildGraph::encode_link_code(std::uint32_t id, const float* x) noexcept {
+    // Like core::encode, in float with a multiplication instead of a double
+    // division (a code may differ from encode's by one where a value sits
+    // at a rounding midpoint: these codes only choose links).
+    std::uint8_t* dst = link_codes_.get() + std::size_t{id} * link_stride_;
+    std::memset(dst, 0, link_stride_);
+    const float lo = link_qp_.lo, inv = 1.0f / link_qp_.step;
+    std::uint32_t sum = 0;
+    for (std::size_t i = 0; i < dims_; i++) {
+        const float t = std::min(255.0f, std::max(0.0f, (x[i] - lo) * inv + 0.5f));
+        dst[i] = static_cast<std::uint8_t>(t);
+        sum += dst[i];
+    }
+    link_sums_[id] = sum;
+}
+
+bool BuildGraph::link_on_sq8(double max_noise) {
+    if (link_sq8_) return true;
+    if (linked_ > 0) fail(ErrorKind::InvalidParameter, "link_on_sq8 after link_all");
+    if (size() < 2) return false;
+    // The range of every stored element (decoded, for fp16), and each
+    // dimension's variance.
+    std::vector<float> buf(dims_);
+    std::vector<double> sum(dims_, 0.0), sum_sq(dims_, 0.0);
+    float lo = std::numeric_limits<float>::max(), hi = std::numeric_limits<float>::lowest();
+    for (std::uint32_t id = 0; id < size(); id++) {
+        decode(qp_, code(id), dims_, buf.data());
+        for (std::size_t i = 0; i < dims_; i++) {
+            const float x = buf[i];
+            lo = std::min(lo, x);
+            hi = std::max(hi, x);
+            sum[i] += x;
+            sum_sq[i] += static_cast<double>(x) * x;
+        }
+    }
+    const double n = static_cast<double>(size());
+    double variance = 0;
+    for (std::size_t i = 0; i < dims_; i++) variance += std::max(0.0, sum_sq[i] / n - (sum[i] / n) * (sum[i] / n));
+    variance /= static_cast<double>(dims_);
+    const QuantizerParams qp = sq8_from_range(lo, hi);
+    // Rounding to a grid of step s adds noise of variance s^2 / 12 to every
+    // element. Beside the elements' own variance that is what distances
+    // between codes get wrong, relatively: one outlier value stretching the
+    // range makes the step coarse for every other dimension.
+    const double noise = static_cast<double>(qp.step) * qp.step / 12.0;
+    if (!std::isfinite(variance) || !(noise <= max_noise * max_noise * variance)) return false;
+    link_qp_ = qp;
+    link_stride_ = (dims_ + 63) & ~static_cast<std::size_t>(63);
+    const std::size_t cap = std::max<std::size_t>(code_capacity_, 1);
+    auto* block = static_cast<std::uint8_t*>(std::aligned_alloc(64, cap * link_stride_));
+    if (block == nullptr) throw std::bad_alloc();
+    link_codes_.reset(block);
+    link_sums_.reserve(cap);
+    link_sums_.assign(size(), 0);
+    for (std::uint32_t id = 0; id < size(); id++) {
+        decode(qp_, code(id), dims_, buf.data());
+        encode_link_code(id, buf.data());
+    }
+    link_sq8_ = true;
+    return true;
 }
 
 std::uint32_t* BuildGraph::links_mut(std::uint32_t id, int level, std::uint32_t** count) noexcept {
@@ -239,37 +342,22 @@ const std::uint32_t* BuildGraph::links(std::uint32_t id, int level, std::uint32_
 
 namespace {
 
-// Between two sq8 codes, in integers: the graph of a build that had to fall
-// back to sq8 codes prunes with these, and decoding both sides would cost
-// more than the distance. (Sums fit 32 bits: 255^2 * 16000 < 2^32.)
-double sq8_pair_value(Metric metric, const QuantizerParams& qp, const std::uint8_t* a, const std::uint8_t* b,
-                      std::size_t n, float norm_a, float norm_b) noexcept {
+// Between two sq8 codes, in integers (quant_kernels.h): links chosen on sq8
+// codes compare a node with others this way, which reads a quarter of the
+// bytes float vectors would and decodes neither side. sa, sb: the codes'
+// sums of elements.
+double sq8_pair_value(const distance::QuantKernels& k, Metric metric, const QuantizerParams& qp,
+                      const std::uint8_t* a, const std::uint8_t* b, std::size_t n, std::uint32_t sa,
+                      std::uint32_t sb, float norm_a, float norm_b) noexcept {
     const double lo = qp.lo, step = qp.step;
     switch (metric) {
-        case Metric::L2: {
-            std::uint32_t acc = 0;
-            for (std::size_t i = 0; i < n; i++) {
-                int d = static_cast<int>(a[i]) - static_cast<int>(b[i]);
-                acc += static_cast<std::uint32_t>(d * d);
-            }
-            return step * std::sqrt(static_cast<double>(acc));
-        }
-        case Metric::L1: {
-            std::uint32_t acc = 0;
-            for (std::size_t i = 0; i < n; i++) {
-                int d = static_cast<int>(a[i]) - static_cast<int>(b[i]);
-                acc += static_cast<std::uint32_t>(d < 0 ? -d : d);
-            }
-            return step * static_cast<double>(acc);
-        }
+        case Metric::L2:
+            return step * std::sqrt(static_cast<double>(k.l2_squared_u8u8(a, b, n)));
+        case Metric::L1:
+            return step * static_cast<double>(k.l1_u8u8(a, b, n));
         case Metric::InnerProduct:
         case Metric::Cosine: {
-            std::uint32_t ab = 0, sa = 0, sb = 0;
-            for (std::size_t i = 0; i < n; i++) {
-                ab += static_cast<std::uint32_t>(a[i]) * b[i];
-                sa += a[i];
-                sb += b[i];
-            }
+            const std::uint32_t ab = k.dot_u8u8(a, b, n);
             double dot = static_cast<double>(n) * lo * lo + lo * step * (static_cast<double>(sa) + sb) +
                          step * step * static_cast<double>(ab);
             if (metric == Metric::InnerProduct) return -dot;
@@ -296,11 +384,19 @@ double BuildGraph::pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) co
 }
 
 double BuildGraph::pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const {
+    if (link_sq8_) {
+        // L2 and L1 need neither sums nor norms: no loads of them (random
+        // reads, like the codes themselves).
+        if (metric_ == Metric::L2)
+            return link_qp_.step * std::sqrt(static_cast<double>(quant_kernels_->l2_squared_u8u8(link_code(a), link_code(b), dims_)));
+        if (metric_ == Metric::L1)
+            return link_qp_.step * static_cast<double>(quant_kernels_->l1_u8u8(link_code(a), link_code(b), dims_));
+        return sq8_pair_value(*quant_kernels_, metric_, link_qp_, link_code(a), link_code(b), dims_, link_sums_[a],
+                              link_sums_[b], norms_[a], norms_[b]);
+    }
     if (qp_.kind == QuantizerKind::None)
         return metric_value(metric_, reinterpret_cast<const float*>(code(a)), reinterpret_cast<const float*>(code(b)),
                             dims_);
-    if (qp_.kind == QuantizerKind::Sq8)
-        return sq8_pair_value(metric_, qp_, code(a), code(b), dims_, norms_[a], norms_[b]);
     if (w.pair_a != a) {
         decode(qp_, code(a), dims_, w.pa.data());
         w.pair_coder.reset(new QueryCoder(qp_, metric_, w.pa.data(), dims_));
@@ -383,16 +479,83 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     }
 }
 
-void BuildGraph::insert(Worker& w, std::uint32_t id) {
-    const int level = levels_[id];
-    // The query is the node's own vector as the index stores it (exact
-    // floats without a quantizer).
+// The query is the node's own vector as the index stores it (exact floats
+// without a quantizer), or its sq8 link code.
+void BuildGraph::set_node_query(Worker& w, std::uint32_t id) const {
+    if (link_sq8_) {
+        w.query_id = id;
+        return;
+    }
     decode(qp_, code(id), dims_, w.query.data());
     w.set_query(w.query.data());
     if (mips_) {
         w.q_norm2 = static_cast<double>(norms_[id]) * norms_[id];
         w.q_extra = extra_[id];
     }
+}
+
+// The ef nodes closest to the worker's query at level 0: greedy descent from
+// the entry point, then a search of the base level.
+void BuildGraph::search_base(Worker& w, std::size_t ef, std::vector<Candidate>* out) const {
+    Candidate cur;
+    w.evaluate(entry_, &cur);
+    cur.id = entry_;
+    for (int l = max_level_; l > 0; l--) cur = greedy_closest(w, cur, l, &w.scratch);
+    w.new_generation();
+    w.visit(cur.id);
+    w.found.assign(1, cur);
+    search_layer(w, w.found, 0, ef, out, &w.scratch);
+}
+
+// Every in-link of a node can be pruned away by later back-links (about 1
+// node in 650 of Fashion-MNIST at m 16): no search reaches it, and a
+// filtered scan gets to its row only by the exact passes. After linking,
+// each such node gets a link from the closest reachable node that has a
+// free level-0 link, found by searching the graph for it; the nodes it links
+// to may become reachable through it. Links are only added, never replaced
+// (a replaced link could cut off what it led to), so a node stays out when
+// every list near it is full, which happens only with a small m.
+// Single-threaded, after the workers.
+void BuildGraph::connect_unreachable(Worker& w) {
+    const std::size_t n = size();
+    if (entry_ == kNone || n < 2) return;
+    std::vector<char> reached(n, 0);
+    std::vector<std::uint32_t> queue;
+    auto flood = [&](std::uint32_t from) {
+        queue.assign(1, from);
+        reached[from] = 1;
+        for (std::size_t head = 0; head < queue.size(); head++) {
+            std::uint32_t cnt;
+            const std::uint32_t* l = links(queue[head], 0, &cnt);
+            for (std::uint32_t i = 0; i < cnt; i++)
+                if (l[i] < n && !reached[l[i]]) {
+                    reached[l[i]] = 1;
+                    queue.push_back(l[i]);
+                }
+        }
+    };
+    flood(entry_);
+    const std::size_t cap = max_links(0);
+    for (std::uint32_t id = 0; id < n; id++) {
+        if (reached[id]) continue;
+        set_node_query(w, id);
+        search_base(w, static_cast<std::size_t>(opts_.ef_construction), &w.chosen);
+        for (const Candidate& c : w.chosen) {
+            std::uint32_t* count;
+            std::uint32_t* l = links_mut(c.id, 0, &count);
+            if (c.id == id || *count >= cap || std::find(l, l + *count, id) != l + *count) continue;
+            l[(*count)++] = id;
+            repaired_++;
+            flood(id);
+            break;
+        }
+    }
+    w.query_id = kNone;
+}
+
+void BuildGraph::insert(Worker& w, std::uint32_t id) {
+    const int level = levels_[id];
+    set_node_query(w, id);
 
     std::unique_lock<std::mutex> top(locks_->entry);
     std::uint32_t ep = entry_;
@@ -509,6 +672,7 @@ void BuildGraph::link_all(int threads, const std::function<void(std::size_t done
     }
     for (auto& t : pool) t.join();
     if (err) std::rethrow_exception(err);
+    connect_unreachable(*workers[0]);
     linked_ = n;
     poll(done.load());
 }
@@ -522,13 +686,7 @@ std::vector<Candidate> BuildGraph::search(const float* q, std::size_t k, std::si
         w.q_norm2 = static_cast<double>(vector_norm(q, dims_)) * vector_norm(q, dims_);
         w.q_extra = 0;
     }
-    Candidate cur;
-    w.evaluate(entry_, &cur);
-    cur.id = entry_;
-    for (int l = max_level_; l > 0; l--) cur = greedy_closest(w, cur, l, &w.scratch);
-    w.new_generation();
-    w.visit(cur.id);
-    search_layer(w, std::vector<Candidate>{cur}, 0, std::max(ef, k), &out, &w.scratch);
+    search_base(w, std::max(ef, k), &out);
     if (out.size() > k) out.resize(k);
     return out;
 }

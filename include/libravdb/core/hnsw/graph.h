@@ -20,6 +20,7 @@
 #include "libravdb/core/distance.h"
 #include "libravdb/core/hnsw/format.h"
 #include "libravdb/core/hnsw/search.h"
+#include "libravdb/core/quant_kernels.h"
 #include "libravdb/core/quantizer.h"
 
 namespace lrv::core::hnsw {
@@ -49,8 +50,25 @@ class BuildGraph {
     BuildGraph(const BuildGraph&) = delete;
     BuildGraph& operator=(const BuildGraph&) = delete;
 
-    // Bytes a graph of n nodes needs (vectors, links, bookkeeping).
-    static std::size_t estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m) noexcept;
+    // Bytes a graph of n nodes needs (vectors, links, bookkeeping; with
+    // link_sq8, the sq8 link codes too).
+    static std::size_t estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m,
+                                      bool link_sq8 = false) noexcept;
+
+    // Chooses links on sq8 codes of the vectors instead of the stored codes:
+    // a quarter of float32's bytes, compared in integers (quant_kernels.h),
+    // which is what a build's random reads wait on. The scale is the range of
+    // the nodes added so far (nodes added later are clamped to it), so call
+    // it after the adds and before link_all. The stored codes, and what
+    // search() and the index compare, stay as they are. Graphs that store
+    // sq8 codes link on them in integers anyway.
+    // Declines (returns false, nothing changes) when the codes would be
+    // coarse: when the rounding noise's standard deviation exceeds
+    // max_noise times the elements' (per dimension, averaged), as when a
+    // few outlying values stretch the one range all dimensions share.
+    static constexpr double kDefaultMaxNoise = 0.05;
+    bool link_on_sq8(double max_noise = kDefaultMaxNoise);
+    bool links_on_sq8() const noexcept { return link_sq8_; }
 
     // Adds a node for vector x (encoded now); links come with link_all.
     // Returns its id (0, 1, ...).
@@ -76,6 +94,9 @@ class BuildGraph {
     float residual(std::uint32_t id) const noexcept { return residuals_[id]; }
     std::uint64_t tid(std::uint32_t id) const noexcept { return tids_[id]; }
     int m() const noexcept { return opts_.m; }
+    // Nodes link_all found unreachable at level 0 after linking and gave a
+    // link from the closest reachable node with room for one.
+    std::size_t repaired() const noexcept { return repaired_; }
     std::size_t memory_bytes() const noexcept;
 
     // Searches the finished graph (single-threaded; tests and tools).
@@ -85,9 +106,16 @@ class BuildGraph {
     struct Worker;
     friend struct Worker;
     void insert(Worker& w, std::uint32_t id);
+    void set_node_query(Worker& w, std::uint32_t id) const;
+    void connect_unreachable(Worker& w);
+    void search_base(Worker& w, std::size_t ef, std::vector<Candidate>* out) const;
     double pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) const;
     double pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const;  // the metric's own value
     double mips_distance(double neg_dot, double a_norm2, double a_extra, std::uint32_t b) const noexcept;
+    const std::uint8_t* link_code(std::uint32_t id) const noexcept {
+        return link_codes_ ? link_codes_.get() + std::size_t{id} * link_stride_ : code(id);
+    }
+    void encode_link_code(std::uint32_t id, const float* x) noexcept;
     void connect(Worker& w, std::uint32_t id, int level, const std::vector<Candidate>& found,
                  std::vector<Candidate>* chosen);
     std::uint32_t* links_mut(std::uint32_t id, int level, std::uint32_t** count) noexcept;
@@ -109,6 +137,15 @@ class BuildGraph {
     std::size_t code_stride_ = 0;
     std::size_t code_capacity_ = 0;  // nodes the block has room for
     std::vector<float> norms_, residuals_;
+    // Links chosen on sq8 codes (link_on_sq8, or an sq8 graph): their scale,
+    // their own block unless the stored codes are those, and each code's sum
+    // of elements (inner product and cosine need it).
+    bool link_sq8_ = false;
+    QuantizerParams link_qp_;
+    std::unique_ptr<std::uint8_t[], FreeDeleter> link_codes_;
+    std::size_t link_stride_ = 0;
+    std::vector<std::uint32_t> link_sums_;
+    const distance::QuantKernels* quant_kernels_;
     // Inner product is not a distance, and a graph pruned on it lets a few
     // long vectors shadow everything (recall 0.54 on Fashion-MNIST at
     // ef_search 40). Builds for it link on the classic MIPS-to-L2 reduction
@@ -126,6 +163,7 @@ class BuildGraph {
     std::vector<std::uint32_t> count0_;
     std::vector<std::unique_ptr<std::uint32_t[]>> upper_;
     std::size_t linked_ = 0;
+    std::size_t repaired_ = 0;
     std::uint32_t entry_ = kNone;
     int max_level_ = -1;
     struct Locks;
