@@ -31,6 +31,7 @@
 
 extern "C" {
 #include "catalog/index.h"
+#include "portability/instr_time.h"
 #include "pgstat.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
@@ -42,6 +43,14 @@ using hn::MetaPage;
 using hn::NodeHeader;
 
 namespace {
+
+// Seconds since `start`, for the DEBUG1 line that breaks a build down.
+double seconds_since(const instr_time& start) {
+    instr_time now;
+    INSTR_TIME_SET_CURRENT(now);
+    INSTR_TIME_SUBTRACT(now, start);
+    return INSTR_TIME_GET_DOUBLE(now);
+}
 
 constexpr int kPhaseRange = 2;
 constexpr int kPhaseLoad = 3;
@@ -296,7 +305,12 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLoad);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(est_rows));
+    instr_time t_load;
+    INSTR_TIME_SET_CURRENT(t_load);
     double heap_tuples = table_index_build_scan(heap, index, info, true, true, load_callback, st, nullptr);
+    const double load_s = seconds_since(t_load);
+    instr_time t_link;
+    INSTR_TIME_SET_CURRENT(t_link);
 
     // Links are chosen on sq8 codes of the vectors when they fit beside them
     // and are fine enough (BuildGraph::link_on_sq8): the build then reads a
@@ -315,6 +329,10 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
             pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(done));
         });
     }));
+
+    const double link_s = seconds_since(t_link);
+    instr_time t_write;
+    INSTR_TIME_SET_CURRENT(t_write);
 
     // Stored codes differ from the graph's: encoded from its float32 vectors
     // while writing, or (graph on sq8) read from the heap again.
@@ -339,7 +357,14 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     write_graph(index, &st->meta, *bc->graph, bc->nulls, bc->isolated, restore ? &bc->stored_codes : nullptr,
                 restore ? &bc->stored_residuals : nullptr,
                 in_memory == core::QuantizerKind::None && stored != core::QuantizerKind::None);
+    const bool on_sq8 = bc->graph->links_on_sq8();
+    const std::size_t repaired = bc->graph->repaired();
     MemoryContextDelete(graph_cxt);
+    ereport(DEBUG1, (errmsg("lhnsw build of \"%s\": loaded %.0f rows in %.2f s, linked on %s on %d threads in "
+                            "%.2f s (%zu unreachable nodes linked in), wrote %llu slots in %.2f s",
+                            RelationGetRelationName(index), st->tuples, load_s,
+                            on_sq8 ? "sq8 codes" : core::quantizer_name(in_memory), threads, link_s, repaired,
+                            static_cast<unsigned long long>(st->meta.n_slots), seconds_since(t_write))));
 
     MemoryContextDelete(st->tmp);
     return finish_build(index, &st->meta, sizeof st->meta, heap_tuples, st->tuples);

@@ -344,28 +344,19 @@ namespace {
 
 // Between two sq8 codes, in integers (quant_kernels.h): links chosen on sq8
 // codes compare a node with others this way, which reads a quarter of the
-// bytes float vectors would and decodes neither side. sa, sb: the codes'
+// bytes float vectors would and decodes neither side. Inner product and
+// cosine (L2 and L1 are one kernel call, in pair_value); sa, sb: the codes'
 // sums of elements.
-double sq8_pair_value(const distance::QuantKernels& k, Metric metric, const QuantizerParams& qp,
-                      const std::uint8_t* a, const std::uint8_t* b, std::size_t n, std::uint32_t sa,
-                      std::uint32_t sb, float norm_a, float norm_b) noexcept {
+double sq8_pair_dot_value(const distance::QuantKernels& k, Metric metric, const QuantizerParams& qp,
+                          const std::uint8_t* a, const std::uint8_t* b, std::size_t n, std::uint32_t sa,
+                          std::uint32_t sb, float norm_a, float norm_b) noexcept {
     const double lo = qp.lo, step = qp.step;
-    switch (metric) {
-        case Metric::L2:
-            return step * std::sqrt(static_cast<double>(k.l2_squared_u8u8(a, b, n)));
-        case Metric::L1:
-            return step * static_cast<double>(k.l1_u8u8(a, b, n));
-        case Metric::InnerProduct:
-        case Metric::Cosine: {
-            const std::uint32_t ab = k.dot_u8u8(a, b, n);
-            double dot = static_cast<double>(n) * lo * lo + lo * step * (static_cast<double>(sa) + sb) +
-                         step * step * static_cast<double>(ab);
-            if (metric == Metric::InnerProduct) return -dot;
-            double denom = static_cast<double>(norm_a) * norm_b;
-            return denom > 0 ? 1.0 - dot / denom : 2.0;
-        }
-    }
-    return 0;
+    const std::uint32_t ab = k.dot_u8u8(a, b, n);
+    double dot = static_cast<double>(n) * lo * lo + lo * step * (static_cast<double>(sa) + sb) +
+                 step * step * static_cast<double>(ab);
+    if (metric == Metric::InnerProduct) return -dot;
+    double denom = static_cast<double>(norm_a) * norm_b;
+    return denom > 0 ? 1.0 - dot / denom : 2.0;
 }
 
 }  // namespace
@@ -386,13 +377,16 @@ double BuildGraph::pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) co
 double BuildGraph::pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const {
     if (link_sq8_) {
         // L2 and L1 need neither sums nor norms: no loads of them (random
-        // reads, like the codes themselves).
+        // reads, like the codes themselves). L2 stays squared: every
+        // distance of such a build comes from here, and linking only
+        // compares distances, which squaring keeps in order.
         if (metric_ == Metric::L2)
-            return link_qp_.step * std::sqrt(static_cast<double>(quant_kernels_->l2_squared_u8u8(link_code(a), link_code(b), dims_)));
+            return static_cast<double>(link_qp_.step) * link_qp_.step *
+                   static_cast<double>(quant_kernels_->l2_squared_u8u8(link_code(a), link_code(b), dims_));
         if (metric_ == Metric::L1)
             return link_qp_.step * static_cast<double>(quant_kernels_->l1_u8u8(link_code(a), link_code(b), dims_));
-        return sq8_pair_value(*quant_kernels_, metric_, link_qp_, link_code(a), link_code(b), dims_, link_sums_[a],
-                              link_sums_[b], norms_[a], norms_[b]);
+        return sq8_pair_dot_value(*quant_kernels_, metric_, link_qp_, link_code(a), link_code(b), dims_,
+                                  link_sums_[a], link_sums_[b], norms_[a], norms_[b]);
     }
     if (qp_.kind == QuantizerKind::None)
         return metric_value(metric_, reinterpret_cast<const float*>(code(a)), reinterpret_cast<const float*>(code(b)),
