@@ -11,10 +11,10 @@
 // Memory: the graph holds the vectors as the index stores them (float32,
 // fp16 or sq8). When that would not fit in maintenance_work_mem, the graph
 // is built on sq8 codes instead (a quarter of float32) and the heap is read
-// a second time to write the stored vectors; a NOTICE says so. When they fit
-// with sq8 codes beside them, links are chosen on those codes (integer
-// distances over a quarter of the bytes: the build's time goes to reading
-// vectors at random), unless the codes would be coarse.
+// a second time to write the stored vectors; a NOTICE says so. For an sq8
+// index whose vectors fit with sq8 codes beside them, links are chosen on
+// those codes (integer distances over a quarter of the bytes: the build's
+// time goes to reading vectors at random), unless the codes would be coarse.
 // Core headers (and the standard headers they pull in) before the server's,
 // whose port.h redefines printf-family names.
 #include "libravdb/core/hnsw/graph.h"
@@ -312,10 +312,15 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     instr_time t_link;
     INSTR_TIME_SET_CURRENT(t_link);
 
-    // Links are chosen on sq8 codes of the vectors when they fit beside them
-    // and are fine enough (BuildGraph::link_on_sq8): the build then reads a
-    // quarter of the bytes. Scans still search the stored vectors.
-    if (in_memory != core::QuantizerKind::Sq8 &&
+    // An sq8 index's links are chosen on sq8 codes of the vectors when they
+    // fit beside them and are fine enough (BuildGraph::link_on_sq8): the
+    // build then reads a quarter of the bytes, and its scans search sq8
+    // codes too. Indexes of float32 or fp16 vectors link on those: with
+    // links on codes, 3 of 22 runs of the crash test (t/021) had an
+    // own-vector search at ef_search 40 miss a row inserted after recovery
+    // (0 of 16 with float links); until that is understood they keep the
+    // slower, exact linking.
+    if (stored == core::QuantizerKind::Sq8 && in_memory != core::QuantizerKind::Sq8 &&
         core::hnsw::BuildGraph::estimate_bytes(bc->graph->size(), st->meta.dims, in_memory, st->meta.m, true) <=
             budget)
         LRV_GUARDED(bc->graph->link_on_sq8());

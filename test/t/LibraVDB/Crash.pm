@@ -71,6 +71,7 @@ our $exact = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
 #     indexes => [ [ name, table, operator, 'USING ... (v opclass) WITH (...)' ], ... ],
 #     own => 'SET ...;', own_again => 'SET ...;',   # own-vector search settings
 #     scan => 'SET ...;',                           # unlimited scans and top-k
+#     topk => 'SET ...;',                           # top-k only, after scan
 #     recall => 'exact' | 0.9, k => 10, queries => 8,
 #     every_row => 1,                               # unlimited scans return every row
 #     check_report => sub { my ($crash, $when, $index, $report) = @_; ... });
@@ -81,6 +82,7 @@ sub new
 		own       => '',
 		own_again => undef,
 		scan      => '',
+		topk      => '',
 		recall    => 'exact',
 		k         => 10,
 		queries   => 8,
@@ -483,7 +485,7 @@ sub _check_index
 		     || count(*) FILTER (WHERE d < p OR (p IS NULL AND d IS NOT NULL AND n > 1)) || ' out of order'
 		 FROM (SELECT id, d, lag(d) OVER () AS p, row_number() OVER () AS n FROM ($all) a) s;",
 		"$exact\n$topk",
-		"$noseq $self->{scan}\n$topk");
+		"$noseq $self->{scan} $self->{topk}\n$topk");
 
 	like($plan_own, qr/Index Scan using $index on $table s/, "$when: own-vector search uses $index");
 	if ($lost ne '' && defined $self->{own_again})
