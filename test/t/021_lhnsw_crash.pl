@@ -26,10 +26,11 @@
 #     a fresh 1500-row index already does not do for k near 1500), so the
 #     count it returns is only noted;
 #   - top-10 at ef_search 100 has recall 0.9 or better against an exact
-#     scan. (At the default 40, t2k's random 1800-dimension vectors in an
-#     m = 8 graph grown by inserts measured 0.875 to 0.99 after the later
-#     crashes, in runs without any lost row: the graph's quality for such
-#     data, not damage, which shows as rows not found.)
+#     scan. (At the default 40, t2k's 1800-dimension vectors in an m = 8
+#     graph grown from 30 rows by inserts measured 0.906 to 0.99 after the
+#     later crashes, and once 0.875, in runs without any lost row: the
+#     graph's quality for such data, not damage, which shows as rows not
+#     found.)
 
 use strict;
 use warnings;
