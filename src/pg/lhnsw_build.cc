@@ -368,7 +368,10 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     ereport(DEBUG1, (errmsg("lhnsw build of \"%s\": loaded %.0f rows in %.2f s, linked on %s on %d threads in "
                             "%.2f s (%zu unreachable nodes linked in), wrote %llu slots in %.2f s",
                             RelationGetRelationName(index), st->tuples, load_s,
-                            on_sq8 ? "sq8 codes" : core::quantizer_name(in_memory), threads, link_s, repaired,
+                            on_sq8                                      ? "sq8 codes"
+                            : in_memory == core::QuantizerKind::None ? "float32 vectors"
+                                                                       : "fp16 codes",
+                            threads, link_s, repaired,
                             static_cast<unsigned long long>(st->meta.n_slots), seconds_since(t_write))));
 
     MemoryContextDelete(st->tmp);

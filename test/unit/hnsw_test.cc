@@ -1328,7 +1328,9 @@ TEST(HnswSearchOrder, NaNDistancesSortLast) {
     for (const Candidate& a : v) {
         EXPECT_FALSE(Closer()(a, a));
         for (const Candidate& b : v) {
-            if (std::isnan(b.d) && !std::isnan(a.d)) EXPECT_TRUE(Closer()(a, b)) << a.d << " " << b.d;
+            if (std::isnan(b.d) && !std::isnan(a.d)) {
+                EXPECT_TRUE(Closer()(a, b)) << a.d << " " << b.d;
+            }
             EXPECT_FALSE(Closer()(a, b) && Closer()(b, a));
         }
     }

@@ -1,6 +1,7 @@
 // Kernels between a float32 query and compact codes: uint8 (sq8, scaled by the
-// caller) and IEEE half precision (fp16), and between two uint8 codes. They let scans read a quarter or half
-// of the bytes a float vector needs. One table per instruction set, like the
+// caller) and IEEE half precision (fp16), and between two uint8 codes. They
+// let scans and builds read a quarter or half of the bytes a float vector
+// needs. One table per instruction set, like the
 // float kernels in distance.h (quant_scalar.cc, quant_avx2.cc,
 // quant_avx512.cc); the AVX2 table converts halves with F16C, which dispatch
 // requires of the AVX2 level.

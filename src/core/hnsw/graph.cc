@@ -39,13 +39,13 @@ std::uint64_t splitmix64(std::uint64_t x) noexcept {
 }
 
 constexpr std::size_t kStripes = 4096;
+constexpr std::size_t kPollEvery = 256;
 
 std::uint32_t code_sum(const std::uint8_t* c, std::size_t n) noexcept {
     std::uint32_t s = 0;
     for (std::size_t i = 0; i < n; i++) s += c[i];
     return s;
 }
-constexpr std::size_t kPollEvery = 256;
 
 }  // namespace
 
@@ -258,19 +258,12 @@ std::size_t BuildGraph::memory_bytes() const noexcept {
 }
 
 void BuildGraph::encode_link_code(std::uint32_t id, const float* x) noexcept {
-    // Like core::encode, in float with a multiplication instead of a double
-    // division (a code may differ from encode's by one where a value sits
-    // at a rounding midpoint: these codes only choose links).
+    // The index's own encoder: an sq8 index's link codes are then its stored
+    // codes, byte for byte.
     std::uint8_t* dst = link_codes_.get() + std::size_t{id} * link_stride_;
     std::memset(dst, 0, link_stride_);
-    const float lo = link_qp_.lo, inv = 1.0f / link_qp_.step;
-    std::uint32_t sum = 0;
-    for (std::size_t i = 0; i < dims_; i++) {
-        const float t = std::min(255.0f, std::max(0.0f, (x[i] - lo) * inv + 0.5f));
-        dst[i] = static_cast<std::uint8_t>(t);
-        sum += dst[i];
-    }
-    link_sums_[id] = sum;
+    encode(link_qp_, metric_, x, dims_, dst);
+    link_sums_[id] = code_sum(dst, dims_);
 }
 
 bool BuildGraph::link_on_sq8(double max_noise) {
