@@ -6,8 +6,10 @@
 // BASE and QUERIES are raw little-endian float32 files (rows * DIMS floats),
 // for instance written by numpy's tofile(). Options:
 //   --quantizer none|fp16|sq8   what the graph stores (default none)
-//   --link stored|sq8           codes the links are chosen on: the stored
-//                               ones (default) or sq8 (BuildGraph::link_on_sq8)
+//   --link stored|sq8|sq8-search  codes the links are chosen on: the stored
+//                               ones (default), sq8 (BuildGraph::link_on_sq8),
+//                               or searched on sq8, chosen on the stored ones
+//                               (BuildGraph::search_on_sq8)
 //   --metric l2|ip|cosine|l1    (default l2)
 //   --threads T --m M --ef-construction E --rows N --queries Q --k K
 //   --ef 10,20,40,80            ef_search values to report recall for
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
     g.reserve(rows);
     for (std::size_t i = 0; i < rows; i++) g.add(base.data() + i * dims, i);
     if (link == "sq8" && !g.link_on_sq8()) std::printf("link_on_sq8 declined: codes too coarse\n");
+    if (link == "sq8-search" && !g.search_on_sq8()) std::printf("search_on_sq8 declined\n");
     const double add_s = seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
     g.link_all(threads, [](std::size_t) {});

@@ -10,7 +10,7 @@
 // duplicates and at most 2m (level 0) or m links per list; the entry point
 // has the top level; search results are distinct, at most k, in order.
 //
-// Input: metric/quantizer (1) | m (1) | ef_construction (1) | dims (1) | the
+// Input: metric/quantizer/link mode (1) | m (1) | ef_construction (1) | dims (1) | the
 // vectors, dims little-endian float32 each (non-finite values become 0:
 // lvector input rejects them). One thread, so a run is deterministic.
 #include <algorithm>
@@ -46,6 +46,8 @@ void write_seeds(fuzz::SeedWriter& w) {
         grid.push_back(static_cast<float>(i / 7));
     }
     w.add("l2_grid", seed(0x00, 0, 12, 1, grid));  // m 2, ef 16, 2 dims
+    w.add("l2_grid_searched_sq8", seed(0x20, 0, 12, 1, grid));
+    w.add("l1_grid_linked_sq8", seed(0x13, 2, 12, 1, grid));
     // Inner products that overflow: +inf and -inf terms make NaN distances.
     std::vector<float> huge;
     for (int i = 0; i < 48; i++) {
@@ -98,6 +100,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         rows.push_back(i);
     }
     if (rows.empty()) return 0;
+    // Bits 4-5 of the first byte: links chosen on the stored codes, on sq8
+    // codes, or searched on sq8 codes and chosen on the stored ones (both
+    // decline codes too coarse for the data).
+    const int link_mode = (kind >> 4) & 3;
+    if (link_mode == 1) g.link_on_sq8();
+    if (link_mode == 2) g.search_on_sq8();
     g.link_all(1, [](std::size_t) {});
     n = rows.size();
 

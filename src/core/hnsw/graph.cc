@@ -131,6 +131,9 @@ struct BuildGraph::Worker {
     // insert(): the node being linked, compared with others as pairs when
     // links are chosen on sq8 codes; kNone: a float query (search()).
     std::uint32_t query_id = kNone;
+    // Pairs compared on the stored vectors even when the search runs on sq8
+    // codes (search_on_sq8); set through ExactPairs.
+    bool exact = false;
 
     bool evaluate(std::uint32_t id, Candidate* c) {
         if (query_id != kNone) {
@@ -150,7 +153,7 @@ struct BuildGraph::Worker {
         out->assign(l, l + n);
     }
     void prefetch(std::uint32_t id) const noexcept {
-        const bool pairs = query_id != kNone && g->link_sq8_;
+        const bool pairs = query_id != kNone && g->link_sq8_ && !exact;
         const std::uint8_t* p = pairs ? g->link_code(id) : g->code(id);
         const std::size_t bytes = pairs ? g->dims_ : g->code_bytes_;
         // The first lines; the hardware prefetcher follows the stream.
@@ -163,6 +166,23 @@ struct BuildGraph::Worker {
     }
 };
 
+namespace {
+
+// Compares pairs on the stored vectors for as long as it lives (when `on`).
+class ExactPairs {
+  public:
+    ExactPairs(bool& flag, bool on) noexcept : flag_(flag), was_(flag) { flag_ = was_ || on; }
+    ~ExactPairs() { flag_ = was_; }
+    ExactPairs(const ExactPairs&) = delete;
+    ExactPairs& operator=(const ExactPairs&) = delete;
+
+  private:
+    bool& flag_;
+    bool was_;
+};
+
+}  // namespace
+
 BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metric metric, std::size_t dims)
     : opts_(opts), qp_(qp), metric_(metric), dims_(dims), code_bytes_(code_bytes(qp.kind, dims)),
       code_stride_((code_bytes_ + 63) & ~static_cast<std::size_t>(63)),
@@ -171,6 +191,7 @@ BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metr
         link_sq8_ = true;
         link_qp_ = qp;
     }
+    keep_dist0_ = qp.kind != QuantizerKind::Sq8;
     if (opts.m < kMinM || opts.m > kMaxM) fail(ErrorKind::InvalidParameter, "m out of range");
     if (opts.ef_construction < kMinEfConstruction || opts.ef_construction > kMaxEfConstruction)
         fail(ErrorKind::InvalidParameter, "ef_construction out of range");
@@ -188,7 +209,8 @@ std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, Quantize
                            (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) +
                            2 * sizeof(std::uint32_t);  // visited stamps of two threads
     if (link_sq8 || q == QuantizerKind::Sq8) per_node += sizeof(std::uint32_t);       // code sums
-    if (link_sq8 && q != QuantizerKind::Sq8) per_node += padded(dims);              // link codes
+    if (link_sq8 && q != QuantizerKind::Sq8) per_node += padded(dims) + sizeof(float);  // link codes, residuals
+    if (q != QuantizerKind::Sq8) per_node += 2 * mm * sizeof(float);               // level-0 link distances
     // About one node in m-1 has upper levels, m + 1 words each.
     std::size_t upper = n / std::max<std::size_t>(mm - 1, 1) * (mm + 1) * sizeof(std::uint32_t);
     return n * per_node + upper;
@@ -207,12 +229,14 @@ void BuildGraph::reserve(std::size_t n) {
         link_codes_.reset(lblock);
     }
     if (link_sq8_) link_sums_.reserve(n);
+    if (link_codes_) link_res_.reserve(n);
     code_capacity_ = n;
     norms_.reserve(n);
     residuals_.reserve(n);
     tids_.reserve(n);
     levels_.reserve(n);
     links0_.reserve(n * max_links(0));
+    if (keep_dist0_) dist0_.reserve(n * max_links(0));
     count0_.reserve(n);
 }
 
@@ -226,6 +250,7 @@ std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
     residuals_.push_back(r);
     if (link_codes_) {
         link_sums_.push_back(0);
+        link_res_.push_back(0);
         encode_link_code(static_cast<std::uint32_t>(id), x);
     } else if (link_sq8_) {
         link_sums_.push_back(code_sum(dst, dims_));
@@ -235,6 +260,7 @@ std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
     int level = random_level(opts_.seed, id, opts_.m);
     levels_.push_back(static_cast<std::uint8_t>(level));
     links0_.resize(links0_.size() + max_links(0), kNone);
+    if (keep_dist0_) dist0_.resize(links0_.size(), 0.0f);
     count0_.push_back(0);
     if (level > 0) {
         std::size_t words = static_cast<std::size_t>(level) * (static_cast<std::size_t>(opts_.m) + 1);
@@ -250,10 +276,11 @@ std::size_t BuildGraph::memory_bytes() const noexcept {
     for (std::size_t i = 0; i < upper_.size(); i++)
         if (upper_[i]) upper += levels_[i] * (static_cast<std::size_t>(opts_.m) + 1) * sizeof(std::uint32_t);
     return code_capacity_ * (code_stride_ + (link_codes_ ? link_stride_ : 0)) +
-           link_sums_.capacity() * sizeof(std::uint32_t) +
+           link_sums_.capacity() * sizeof(std::uint32_t) + link_res_.capacity() * sizeof(float) +
            (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
            tids_.capacity() * sizeof(std::uint64_t) + levels_.capacity() +
-           (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + upper_.capacity() * sizeof(void*) +
+           (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + dist0_.capacity() * sizeof(float) +
+           upper_.capacity() * sizeof(void*) +
            upper;
 }
 
@@ -262,7 +289,7 @@ void BuildGraph::encode_link_code(std::uint32_t id, const float* x) noexcept {
     // codes, byte for byte.
     std::uint8_t* dst = link_codes_.get() + std::size_t{id} * link_stride_;
     std::memset(dst, 0, link_stride_);
-    encode(link_qp_, metric_, x, dims_, dst);
+    link_res_[id] = encode(link_qp_, metric_, x, dims_, dst);
     link_sums_[id] = code_sum(dst, dims_);
 }
 
@@ -304,11 +331,21 @@ bool BuildGraph::link_on_sq8(double max_noise) {
     link_codes_.reset(block);
     link_sums_.reserve(cap);
     link_sums_.assign(size(), 0);
+    link_res_.reserve(cap);
+    link_res_.assign(size(), 0);
     for (std::uint32_t id = 0; id < size(); id++) {
         decode(qp_, code(id), dims_, buf.data());
         encode_link_code(id, buf.data());
     }
     link_sq8_ = true;
+    return true;
+}
+
+bool BuildGraph::search_on_sq8(double max_noise) {
+    if (qp_.kind == QuantizerKind::Sq8) return false;
+    if (!link_on_sq8(max_noise)) return false;
+    exact_links_ = true;
+    bounded_ = metric_ == Metric::L2 || metric_ == Metric::L1;
     return true;
 }
 
@@ -368,7 +405,7 @@ double BuildGraph::pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) co
 }
 
 double BuildGraph::pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const {
-    if (link_sq8_) {
+    if (link_sq8_ && !w.exact) {
         // L2 and L1 need neither sums nor norms: no loads of them (random
         // reads, like the codes themselves). L2 stays squared: every
         // distance of such a build comes from here, and linking only
@@ -392,6 +429,26 @@ double BuildGraph::pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const
     return w.pair_coder->value(code(b), norms_[b]);
 }
 
+bool BuildGraph::pair_closer(Worker& w, std::uint32_t a, std::uint32_t b, double d) const {
+    if (w.exact && bounded_) {
+        // L2 and L1 are norms of a difference: by the triangle inequality
+        // the codes' distance is within the two residuals (the norms of what
+        // encoding lost) of the vectors' distance. Only a pair that close to
+        // d is compared exactly; the small relative margin covers the float
+        // rounding of either side.
+        double est;
+        if (metric_ == Metric::L2)
+            est = link_qp_.step *
+                  std::sqrt(static_cast<double>(quant_kernels_->l2_squared_u8u8(link_code(a), link_code(b), dims_)));
+        else
+            est = link_qp_.step * static_cast<double>(quant_kernels_->l1_u8u8(link_code(a), link_code(b), dims_));
+        const double slack = static_cast<double>(link_res_[a]) + link_res_[b] + 1e-5 * (est + std::fabs(d));
+        if (est - slack >= d) return false;
+        if (est + slack < d) return true;
+    }
+    return pair_distance(w, a, b) < d;
+}
+
 // Links node `id` at `level` to its chosen neighbours among `found`, and each
 // of them back to it, pruning a full list with the heuristic.
 void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vector<Candidate>& found,
@@ -399,40 +456,56 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     w.merged.clear();
     for (const Candidate& c : found)
         if (c.id != id) w.merged.push_back(c);
-    auto pair = [&](std::uint32_t a, std::uint32_t b) { return pair_distance(w, a, b); };
+    auto closer = [&](std::uint32_t a, std::uint32_t b, double d) { return pair_closer(w, a, b, d); };
     // Like pgvector (and unlike hnswlib, which gives a new node m), a new node
     // gets as many links as its level allows, 2m at level 0: a denser base
     // layer reaches a given recall with a smaller ef_search.
     // Filled: around a hub (a point closer to everyone than they are to each
     // other) the heuristic alone would keep just the hub, and the node would
     // have no other way in or out.
-    select_neighbours(w.merged, max_links(level), pair, chosen, true);
+    select_neighbours_by(w.merged, max_links(level), closer, chosen, true);
     const std::size_t cap = max_links(level);
+    // Level 0 keeps each link's distance: a full list is pruned on the
+    // distances it has, not computed again.
+    const bool with_d = level == 0 && keep_dist0_;
+    auto write = [&](std::uint32_t node, std::uint32_t* l, std::uint32_t* count, const std::vector<Candidate>& v) {
+        *count = static_cast<std::uint32_t>(v.size());
+        for (std::size_t i = 0; i < v.size(); i++) l[i] = v[i].id;
+        if (with_d) {
+            float* d = dist0_mut(node);
+            for (std::size_t i = 0; i < v.size(); i++) d[i] = static_cast<float>(v[i].d);
+        }
+    };
+    // The node's links as candidates around it (their distances kept or
+    // computed), appended to w.merged, except those already in `skip`.
+    auto existing = [&](std::uint32_t node, const std::uint32_t* l, std::uint32_t count,
+                        const std::vector<Candidate>* skip) {
+        const float* d = with_d ? dist0_mut(node) : nullptr;
+        for (std::uint32_t i = 0; i < count; i++) {
+            if (skip && std::any_of(skip->begin(), skip->end(), [&](const Candidate& c) { return c.id == l[i]; }))
+                continue;
+            Candidate c;
+            c.id = l[i];
+            c.d = d ? static_cast<double>(d[i]) : pair_distance(w, node, l[i]);
+            w.merged.push_back(c);
+        }
+    };
     {
         std::lock_guard<std::mutex> hold(locks_->of(id));
         std::uint32_t* count;
         std::uint32_t* l = links_mut(id, level, &count);
         if (*count == 0) {
-            *count = static_cast<std::uint32_t>(chosen->size());
-            for (std::size_t i = 0; i < chosen->size(); i++) l[i] = (*chosen)[i].id;
+            write(id, l, count, *chosen);
         } else {
             // Another thread linked its node here before this list was
             // written. insert() links levels bottom up so that this cannot
             // happen; should it, overwriting that link could cut the other
             // node off the graph, so merge, and prune like any full list.
             w.merged.assign(chosen->begin(), chosen->end());
-            for (std::uint32_t i = 0; i < *count; i++) {
-                if (std::any_of(chosen->begin(), chosen->end(), [&](const Candidate& c) { return c.id == l[i]; }))
-                    continue;
-                Candidate c;
-                c.id = l[i];
-                c.d = pair_distance(w, id, l[i]);
-                w.merged.push_back(c);
-            }
+            existing(id, l, *count, chosen);
             std::sort(w.merged.begin(), w.merged.end(), Closer());
-            select_neighbours(w.merged, cap, pair, &w.pruned);
-            *count = static_cast<std::uint32_t>(w.pruned.size());
-            for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
+            select_neighbours_by(w.merged, cap, closer, &w.pruned);
+            write(id, l, count, w.pruned);
         }
     }
     for (const Candidate& e : *chosen) {
@@ -441,6 +514,7 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
         std::uint32_t* l = links_mut(e.id, level, &count);
         if (std::find(l, l + *count, id) != l + *count) continue;
         if (*count < cap) {
+            if (with_d) dist0_mut(e.id)[*count] = static_cast<float>(e.d);
             l[(*count)++] = id;
             continue;
         }
@@ -450,19 +524,13 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
         nc.id = id;
         nc.d = e.d;
         w.merged.push_back(nc);
-        for (std::uint32_t i = 0; i < *count; i++) {
-            Candidate c;
-            c.id = l[i];
-            c.d = pair_distance(w, e.id, l[i]);
-            w.merged.push_back(c);
-        }
+        existing(e.id, l, *count, nullptr);
         std::sort(w.merged.begin(), w.merged.end(), Closer());
         // Not filled: a list the heuristic leaves short takes the next links
         // by a plain append, and filling every list made each back-link a
         // full prune (twice the build time for Fashion-MNIST).
-        select_neighbours(w.merged, cap, pair, &w.pruned);
-        *count = static_cast<std::uint32_t>(w.pruned.size());
-        for (std::size_t i = 0; i < w.pruned.size(); i++) l[i] = w.pruned[i].id;
+        select_neighbours_by(w.merged, cap, closer, &w.pruned);
+        write(e.id, l, count, w.pruned);
     }
 }
 
@@ -531,6 +599,11 @@ void BuildGraph::connect_unreachable(Worker& w) {
             std::uint32_t* count;
             std::uint32_t* l = links_mut(c.id, 0, &count);
             if (c.id == id || *count >= cap || std::find(l, l + *count, id) != l + *count) continue;
+            if (keep_dist0_) {
+                // As connect() keeps it: on the distances links are chosen on.
+                ExactPairs exact(w.exact, exact_links_);
+                dist0_mut(c.id)[*count] = static_cast<float>(pair_distance(w, c.id, id));
+            }
             l[(*count)++] = id;
             repaired_++;
             flood(id);
@@ -576,7 +649,16 @@ void BuildGraph::insert(Worker& w, std::uint32_t id) {
         for (const Candidate& e : *entry) w.visit(e.id);
         search_layer(w, *entry, l, static_cast<std::size_t>(opts_.ef_construction), &w.found_at[l], &w.scratch);
     }
-    for (int l = 0; l <= top_l; l++) connect(w, id, l, w.found_at[l], &w.chosen);
+    // search_on_sq8: the searches compared codes; the links are chosen on
+    // exact distances, the candidates' first.
+    ExactPairs exact(w.exact, exact_links_);
+    for (int l = 0; l <= top_l; l++) {
+        if (exact_links_) {
+            for (Candidate& c : w.found_at[l]) c.d = pair_distance(w, id, c.id);
+            std::sort(w.found_at[l].begin(), w.found_at[l].end(), Closer());
+        }
+        connect(w, id, l, w.found_at[l], &w.chosen);
+    }
     if (level > max_level) {
         entry_ = id;
         max_level_ = level;

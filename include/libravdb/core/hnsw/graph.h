@@ -51,7 +51,8 @@ class BuildGraph {
     BuildGraph& operator=(const BuildGraph&) = delete;
 
     // Bytes a graph of n nodes needs (vectors, links, bookkeeping; with
-    // link_sq8, the sq8 link codes too).
+    // link_sq8, the sq8 link codes too, as link_on_sq8 and search_on_sq8
+    // add them).
     static std::size_t estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m,
                                       bool link_sq8 = false) noexcept;
 
@@ -69,6 +70,17 @@ class BuildGraph {
     static constexpr double kDefaultMaxNoise = 0.05;
     bool link_on_sq8(double max_noise = kDefaultMaxNoise);
     bool links_on_sq8() const noexcept { return link_sq8_; }
+
+    // Searches for each node's candidates on sq8 codes, as link_on_sq8 does
+    // (the searches are most of a build's reads), but chooses its links on
+    // the stored vectors: the candidates' distances are computed again
+    // exactly before the heuristic compares them. The graph links as one
+    // built on the stored vectors does (it takes later inserts as well) at
+    // most of link_on_sq8's speed. Same conditions and return value as
+    // link_on_sq8; false for a graph that stores sq8 codes (its links come
+    // from those).
+    bool search_on_sq8(double max_noise = kDefaultMaxNoise);
+    bool searches_on_sq8() const noexcept { return exact_links_; }
 
     // Adds a node for vector x (encoded now); links come with link_all.
     // Returns its id (0, 1, ...).
@@ -89,6 +101,12 @@ class BuildGraph {
     int level(std::uint32_t id) const noexcept { return levels_[id]; }
     // Links of a node at a level; n receives their count.
     const std::uint32_t* links(std::uint32_t id, int level, std::uint32_t* n) const noexcept;
+    // The distances of a node's level-0 links, in the order of links(), as
+    // links were chosen on (exact for float-linked and search_on_sq8
+    // graphs); nullptr for graphs that store sq8 codes, which keep none.
+    const float* level0_distances(std::uint32_t id) const noexcept {
+        return keep_dist0_ ? dist0_.data() + std::size_t{id} * max_links(0) : nullptr;
+    }
     const std::uint8_t* code(std::uint32_t id) const noexcept { return codes_.get() + std::size_t{id} * code_stride_; }
     float norm(std::uint32_t id) const noexcept { return norms_[id]; }
     float residual(std::uint32_t id) const noexcept { return residuals_[id]; }
@@ -111,6 +129,9 @@ class BuildGraph {
     void search_base(Worker& w, std::size_t ef, std::vector<Candidate>* out) const;
     double pair_distance(Worker& w, std::uint32_t a, std::uint32_t b) const;
     double pair_value(Worker& w, std::uint32_t a, std::uint32_t b) const;  // the metric's own value
+    // Whether nodes a and b are closer than d to each other, on the distances
+    // links are chosen on (the heuristic's one question).
+    bool pair_closer(Worker& w, std::uint32_t a, std::uint32_t b, double d) const;
     double mips_distance(double neg_dot, double a_norm2, double a_extra, std::uint32_t b) const noexcept;
     const std::uint8_t* link_code(std::uint32_t id) const noexcept {
         return link_codes_ ? link_codes_.get() + std::size_t{id} * link_stride_ : code(id);
@@ -141,6 +162,12 @@ class BuildGraph {
     // their own block unless the stored codes are those, and each code's sum
     // of elements (inner product and cosine need it).
     bool link_sq8_ = false;
+    bool exact_links_ = false;  // search_on_sq8: links chosen on the stored vectors
+    // search_on_sq8 with L2 or L1: a distance between two link codes lies
+    // within their residuals (link_res_) of the exact one, so most of the
+    // heuristic's comparisons are settled on the codes.
+    bool bounded_ = false;
+    std::vector<float> link_res_;
     QuantizerParams link_qp_;
     std::unique_ptr<std::uint8_t[], FreeDeleter> link_codes_;
     std::size_t link_stride_ = 0;
@@ -161,6 +188,12 @@ class BuildGraph {
     // level * (m links + count) per node that has them.
     std::vector<std::uint32_t> links0_;
     std::vector<std::uint32_t> count0_;
+    // Graphs that do not store sq8 codes keep each level-0 link's distance
+    // (as links are chosen: exact, or on link codes), so pruning a full list
+    // computes no distance again. Guarded like links0_.
+    bool keep_dist0_ = false;
+    std::vector<float> dist0_;
+    float* dist0_mut(std::uint32_t id) noexcept { return dist0_.data() + std::size_t{id} * max_links(0); }
     std::vector<std::unique_ptr<std::uint32_t[]>> upper_;
     std::size_t linked_ = 0;
     std::size_t repaired_ = 0;

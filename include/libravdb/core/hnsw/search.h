@@ -131,16 +131,17 @@ void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::siz
 // unless it is closer to a node already kept than to the base. This keeps
 // links pointing in different directions, which is what makes the graph
 // navigable across clusters. `sorted` is ascending by distance to the base;
-// pair(a, b) is the distance between two candidates' nodes.
+// closer(a, b, d) tells whether two candidates' nodes are closer than d to
+// each other.
 //
 // With `fill`, slots the heuristic left empty are filled with the closest
 // candidates it dropped (the paper's keepPrunedConnections). Without it, a
 // node near the centre of the data (or a run of duplicates) that is closer
 // to everyone than they are to each other makes every list keep that node
 // alone, and parts of the graph become unreachable.
-template <class PairDistance>
-void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
-                       std::vector<Candidate>* out, bool fill = false) {
+template <class PairCloser>
+void select_neighbours_by(const std::vector<Candidate>& sorted, std::size_t max_links, PairCloser&& closer,
+                          std::vector<Candidate>* out, bool fill = false) {
     out->clear();
     if (sorted.size() <= max_links) {
         *out = sorted;
@@ -152,7 +153,7 @@ void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_lin
         const Candidate& c = sorted[i];
         bool keep = true;
         for (const Candidate& k : *out) {
-            if (pair(c.id, k.id) < c.d) {
+            if (closer(c.id, k.id, c.d)) {
                 keep = false;
                 break;
             }
@@ -168,6 +169,16 @@ void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_lin
     if (!fill) return;
     for (std::size_t i = dropped_first; i < sorted.size() && out->size() < max_links; i++)
         if (!kept[i]) out->push_back(sorted[i]);
+}
+
+// The same, with the pair distance itself: closer(a, b, d) is pair(a, b) < d.
+// select_neighbours_by takes the comparison, for stores that can often
+// settle it without computing the distance exactly.
+template <class PairDistance>
+void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
+                       std::vector<Candidate>* out, bool fill = false) {
+    select_neighbours_by(
+        sorted, max_links, [&](std::uint32_t a, std::uint32_t b, double d) { return pair(a, b) < d; }, out, fill);
 }
 
 // A level-0 search that can be resumed: each round yields the next `ef`
