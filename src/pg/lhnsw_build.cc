@@ -312,22 +312,29 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     instr_time t_link;
     INSTR_TIME_SET_CURRENT(t_link);
 
-    // An sq8 index's links are chosen on sq8 codes of the vectors when they
-    // fit beside them and are fine enough (BuildGraph::link_on_sq8): the
-    // build then reads a quarter of the bytes, and its scans search sq8
-    // codes too. Indexes of float32 or fp16 vectors link on those, the
-    // slower, exact way: a float32 graph linked on codes is as good when
-    // built (Fashion-MNIST, clustered data, and t/021's vectors, which lie on
-    // 101 circles: own-vector misses at ef_search 40 in ten fresh builds of
-    // 3,300 such rows, 87 on codes, 99 on floats), but takes inserts worse.
-    // Ten 1,500-row builds of those vectors, each followed by 1,800 inserts:
-    // the inserted rows missed 20 times and the built ones 53 times on
-    // code-linked graphs, 7 and 26 times on float-linked ones; t/021 failed
-    // 3 of 48 runs with code links, 0 of 26 without. Why is not known.
-    if (stored == core::QuantizerKind::Sq8 && in_memory != core::QuantizerKind::Sq8 &&
+    // When sq8 codes of the vectors fit beside them and are fine enough
+    // (BuildGraph::link_on_sq8), the searches that find each node's
+    // candidates compare those: a quarter of the bytes, which is what a
+    // build's random reads wait on. An sq8 index also chooses its links on
+    // them (its scans search sq8 codes too). Indexes of float32 or fp16
+    // vectors choose theirs on the stored vectors (search_on_sq8): a float32
+    // graph linked on codes is as good when built (Fashion-MNIST, clustered
+    // data, and t/021's vectors, which lie on 101 circles: own-vector misses
+    // at ef_search 40 in ten fresh builds of 3,300 such rows, 87 on codes, 99
+    // on floats), but takes inserts worse. Ten 1,500-row builds of those
+    // vectors, each followed by 1,800 inserts: the inserted rows missed 20
+    // times and the built ones 53 times on code-linked graphs, 7 and 26 times
+    // on float-linked ones, 9 and 25 with candidates searched on codes and
+    // links chosen on floats; t/021 failed 3 of 48 runs with code links, 0 of
+    // 26 without. Why is not known.
+    if (in_memory != core::QuantizerKind::Sq8 &&
         core::hnsw::BuildGraph::estimate_bytes(bc->graph->size(), st->meta.dims, in_memory, st->meta.m, true) <=
-            budget)
-        LRV_GUARDED(bc->graph->link_on_sq8());
+            budget) {
+        if (stored == core::QuantizerKind::Sq8)
+            LRV_GUARDED(bc->graph->link_on_sq8());
+        else
+            LRV_GUARDED(bc->graph->search_on_sq8());
+    }
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseLink);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(bc->graph->size()));
@@ -366,15 +373,18 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     write_graph(index, &st->meta, *bc->graph, bc->nulls, bc->isolated, restore ? &bc->stored_codes : nullptr,
                 restore ? &bc->stored_residuals : nullptr,
                 in_memory == core::QuantizerKind::None && stored != core::QuantizerKind::None);
-    const bool on_sq8 = bc->graph->links_on_sq8();
+    const bool on_float = in_memory == core::QuantizerKind::None;
+    const char* linked_on = bc->graph->searches_on_sq8()
+                                ? (on_float ? "float32 vectors (searched on sq8 codes)" : "fp16 codes (searched on sq8 codes)")
+                            : bc->graph->links_on_sq8() ? "sq8 codes"
+                            : on_float                  ? "float32 vectors"
+                                                        : "fp16 codes";
     const std::size_t repaired = bc->graph->repaired();
     MemoryContextDelete(graph_cxt);
     ereport(DEBUG1, (errmsg("lhnsw build of \"%s\": loaded %.0f rows in %.2f s, linked on %s on %d threads in "
                             "%.2f s (%zu unreachable nodes linked in), wrote %llu slots in %.2f s",
                             RelationGetRelationName(index), st->tuples, load_s,
-                            on_sq8                                      ? "sq8 codes"
-                            : in_memory == core::QuantizerKind::None ? "float32 vectors"
-                                                                       : "fp16 codes",
+                            linked_on,
                             threads, link_s, repaired,
                             static_cast<unsigned long long>(st->meta.n_slots), seconds_since(t_write))));
 
