@@ -327,8 +327,9 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     // on float-linked ones, 9 and 25 with candidates searched on codes and
     // links chosen on floats. Why is not known. t/021 failed 3 of 48 runs with
     // code links, 1 of 12 with search_on_sq8, and 1 of 36 with float links
-    // (1 of the last 10): each time a committed row an insert had linked in
-    // was no longer reachable, which the insert path, not the build, allows.
+    // (1 of the last 10): each time a committed row inserted after the build,
+    // left after crash rounds where a search at ef_search 1000 does not find
+    // it, which does not depend on how the build chose its links.
     if (in_memory != core::QuantizerKind::Sq8 &&
         core::hnsw::BuildGraph::estimate_bytes(bc->graph->size(), st->meta.dims, in_memory, st->meta.m, true) <=
             budget) {
