@@ -317,19 +317,13 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info) {
     // candidates compare those: a quarter of the bytes, which is what a
     // build's random reads wait on. An sq8 index also chooses its links on
     // them (its scans search sq8 codes too). Indexes of float32 or fp16
-    // vectors choose theirs on the stored vectors (search_on_sq8): a float32
-    // graph linked on codes is as good when built (Fashion-MNIST, clustered
-    // data, and t/021's vectors, which lie on 101 circles: own-vector misses
-    // at ef_search 40 in ten fresh builds of 3,300 such rows, 87 on codes, 99
-    // on floats), but takes inserts worse. Ten 1,500-row builds of those
-    // vectors, each followed by 1,800 inserts: the inserted rows missed 20
-    // times and the built ones 53 times on code-linked graphs, 7 and 26 times
-    // on float-linked ones, 9 and 25 with candidates searched on codes and
-    // links chosen on floats. Why is not known. t/021 failed 3 of 48 runs with
-    // code links, 1 of 12 with search_on_sq8, and 1 of 36 with float links
-    // (1 of the last 10): each time a committed row inserted after the build,
-    // left after crash rounds where a search at ef_search 1000 does not find
-    // it, which does not depend on how the build chose its links.
+    // vectors choose theirs on the stored vectors (search_on_sq8): graphs
+    // linked on codes took inserts worse. Ten 1,500-row builds of t/021's
+    // vectors (they lie on 101 circles), each followed by 1,800 inserts: the
+    // inserted rows missed their own vector at ef_search 40 20 times and the
+    // built ones 53 times on code-linked graphs, 7 and 26 times on
+    // float-linked ones, 9 and 25 with search_on_sq8. Fresh builds show no
+    // such difference.
     if (in_memory != core::QuantizerKind::Sq8 &&
         core::hnsw::BuildGraph::estimate_bytes(bc->graph->size(), st->meta.dims, in_memory, st->meta.m, true) <=
             budget) {

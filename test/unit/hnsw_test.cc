@@ -485,6 +485,22 @@ TEST(HnswSearchSq8, Sq8GraphsDecline) {
     EXPECT_EQ(g.level0_distances(0), nullptr);
 }
 
+// Codes chosen after linking would not match the links: refused.
+TEST(HnswSearchSq8, RefusedAfterLinking) {
+    DataSet d = clustered(200, 8, 4, 5);
+    BuildGraph g(BuildOptions{}, QuantizerParams{}, Metric::L2, d.dims);
+    fill(&g, d);
+    g.link_all(1, kNoPoll);
+    try {
+        g.search_on_sq8();
+        ADD_FAILURE() << "search_on_sq8 after link_all did not throw";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::InvalidParameter);
+        EXPECT_STREQ(e.what(), "search_on_sq8 after link_all");
+    }
+    EXPECT_FALSE(g.searches_on_sq8());
+}
+
 // Every level-0 link keeps the distance links were chosen on, through
 // appends, prunes and the links connect_unreachable adds, on any number of
 // threads: exact for float-linked and search_on_sq8 graphs.

@@ -342,6 +342,7 @@ bool BuildGraph::link_on_sq8(double max_noise) {
 }
 
 bool BuildGraph::search_on_sq8(double max_noise) {
+    if (linked_ > 0) fail(ErrorKind::InvalidParameter, "search_on_sq8 after link_all");
     if (qp_.kind == QuantizerKind::Sq8) return false;
     if (!link_on_sq8(max_noise)) return false;
     exact_links_ = true;
