@@ -150,8 +150,11 @@ Survey survey(Relation index, bool strict) {
                 uint32 id = q->front();
                 q->pop_front();
                 sc->graph->links(id, 0, &links);
+                // As a scan does: a stale link (to a slot that holds no
+                // node now) leads nowhere, though the freed slot still
+                // holds the links it had.
                 for (uint32 x : links)
-                    if (x < meta.n_slots && !sc->seen[x]) {
+                    if (x < meta.n_slots && !sc->seen[x] && is_node(sc->flags[x])) {
                         sc->seen[x] = 1;
                         q->push_back(x);
                     }
