@@ -18,6 +18,10 @@ namespace hn = core::hnsw;
 
 constexpr uint32 kMagic = hn::kMagic;
 constexpr BlockNumber kMetaBlock = 0;
+// A heavyweight page lock (LockPage, apart from the buffer's content lock):
+// each insert holds it in share mode from its search to its last link back;
+// VACUUM takes it exclusively, once, to wait for the inserts in flight.
+constexpr BlockNumber kInsertLock = kMetaBlock;
 
 struct Options {
     int32 vl_len_;
@@ -144,6 +148,11 @@ IndexBuildResult* build(Relation heap, Relation index, IndexInfo* info);
 void build_empty(Relation index);
 bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relation heap,
             IndexUniqueCheck check_unique, bool index_unchanged, IndexInfo* info);
+// Links live node `id` in again at level 0, as an insert links a new node
+// (its neighbours found by a search, a WAL-logged link back to it from
+// each); VACUUM's cleanup calls it for nodes no search reaches. False when
+// no link was added.
+bool link_in(Relation index, uint32 id);
 IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
                                    IndexBulkDeleteCallback callback, void* callback_state);
 IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats);

@@ -2,6 +2,8 @@
 //
 // An insert is a sequence of WAL-logged steps, each of which leaves a graph
 // that scans can navigate if the server stops right after it:
+//   0. Take kInsertLock in share mode (VACUUM waits for it after marking
+//      nodes deleted, so no insert links to a node it then frees).
 //   1. Search the graph (share locks only) for the new node's neighbours at
 //      each of its levels, chosen with the heuristic.
 //   2. Under the metapage's exclusive lock, take slots (free ones first) and
@@ -12,7 +14,9 @@
 //      link list, applied only if the list is still what the insert read
 //      (otherwise it is read and merged again), pruned with the heuristic
 //      when full. A crash between these records leaves a node with fewer
-//      incoming links, never a dangling one.
+//      incoming links, never a dangling one. When no prune at level 0 takes
+//      the new node in, its nearest neighbour does, in place of its
+//      farthest link.
 // A node for a NULL vector (or a zero one under cosine) takes a slot and
 // step 2 only: it is never linked.
 // Core headers (and the standard headers they pull in) before the server's,
@@ -29,6 +33,7 @@
 
 
 extern "C" {
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 }
 
@@ -98,19 +103,23 @@ struct InsertCore {
     }
 
     // Step 3 for one neighbour: returns after writing, or when the link is
-    // there already, or when the neighbour is gone.
-    void link_back(uint32 e, int level, uint32 id, double d) {
+    // there already (true both), or when the neighbour is gone, the prune
+    // dropped the link or the list kept changing under it (false).
+    // With `force`, a full list that the prune would not take the new node
+    // into takes it in place of its farthest link (an insert's last resort,
+    // so that the new node has at least one link leading to it).
+    bool link_back(uint32 e, int level, uint32 id, double d, bool force = false) {
         const uint32 cap = level == 0 ? 2 * layout.m : layout.m;
         for (int attempt = 0; attempt < kLinkAttempts; attempt++) {
             NodeHeader h = graph->header(e);
-            if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) return;
+            if (h.flags != hn::kNodeLive && h.flags != hn::kNodeDeleted) return false;
             uint32 slot_id, from, to;
-            if (!graph->links_location(e, level, &slot_id, &from, &to)) return;
+            if (!graph->links_location(e, level, &slot_id, &from, &to)) return false;
             cur.assign(cap, hn::kNone);
             graph->read(slot_id, from, to, reinterpret_cast<uint8*>(cur.data()));
             uint32 n = 0;
             while (n < cap && cur[n] != hn::kNone) n++;
-            if (std::find(cur.begin(), cur.begin() + n, id) != cur.begin() + n) return;
+            if (std::find(cur.begin(), cur.begin() + n, id) != cur.begin() + n) return true;
             next = cur;
             if (n < cap) {
                 next[n] = id;
@@ -132,7 +141,17 @@ struct InsertCore {
                 // Not filled, as in the build (graph.cc, connect).
                 hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
                 std::fill(next.begin(), next.end(), hn::kNone);
-                for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
+                bool kept = false;
+                for (std::size_t i = 0; i < pruned.size(); i++) {
+                    next[i] = pruned[i].id;
+                    kept = kept || pruned[i].id == id;
+                }
+                if (!kept && !force) return false;  // the list stays as it is
+                if (!kept) {
+                    next = cur;
+                    const Candidate& far = merged.back().id == id ? merged[merged.size() - 2] : merged.back();
+                    std::replace(next.begin(), next.begin() + n, far.id, id);
+                }
             }
             bool written = false;
             const Stream& s = graph->stream();
@@ -140,8 +159,9 @@ struct InsertCore {
                 written = stream_write_if(s, slot_id, from, to, reinterpret_cast<const uint8*>(cur.data()),
                                           reinterpret_cast<const uint8*>(next.data()));
             });
-            if (written) return;
+            if (written) return true;
         }
+        return false;
     }
 };
 
@@ -204,6 +224,8 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
     InsertCore* ic = context_owned<InsertCore>(tmp, index, meta);
     const hn::Layout& l = ic->layout;
 
+    // Released below, or at abort. VACUUM's wait (kInsertLock).
+    if (linked) LockPage(index, kInsertLock, ShareLock);
     int level = 0;
     if (linked) {
         level = core::hnsw::random_level(kLevelSeed, key * 0x9E3779B97F4A7C15ull + meta.n_slots, meta.m);
@@ -285,14 +307,47 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
 
     // Step 3.
     if (linked) {
+        bool any0 = false;  // a link at level 0 leads to the new node
         for (int lev = 0; lev < static_cast<int>(ic->chosen.size()); lev++)
-            for (const Candidate& e : ic->chosen[static_cast<std::size_t>(lev)])
-                LRV_GUARDED(ic->link_back(e.id, lev, id, e.d));
+            for (const Candidate& e : ic->chosen[static_cast<std::size_t>(lev)]) {
+                bool ok = false;
+                LRV_GUARDED(ok = ic->link_back(e.id, lev, id, e.d));
+                if (lev == 0) any0 = any0 || ok;
+            }
+        // No neighbour's prune took the node in: its nearest one must, or
+        // no search could find it.
+        if (!any0 && !ic->chosen[0].empty()) LRV_GUARDED(ic->link_back(ic->chosen[0][0].id, 0, id, ic->chosen[0][0].d, true));
+        UnlockPage(index, kInsertLock, ShareLock);
     }
 
     MemoryContextSwitchTo(old);
     MemoryContextDelete(tmp);
     return false;
+}
+
+bool link_in(Relation index, uint32 id) {
+    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw link in", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(tmp);
+    MetaPage meta = read_meta(index);
+    InsertCore* ic = context_owned<InsertCore>(tmp, index, meta);
+    bool linked = false;
+    LRV_GUARDED({
+        std::vector<float> x(meta.dims);
+        ic->graph->vector(id, x.data());
+        ic->find_neighbours(x.data(), 0);
+        std::vector<Candidate>& ch = ic->chosen[0];
+        ch.erase(std::remove_if(ch.begin(), ch.end(), [&](const Candidate& c) { return c.id == id; }), ch.end());
+    });
+    for (const Candidate& e : ic->chosen[0]) {
+        bool ok = false;
+        LRV_GUARDED(ok = ic->link_back(e.id, 0, id, e.d));
+        linked = linked || ok;
+    }
+    if (!linked && !ic->chosen[0].empty())
+        LRV_GUARDED(linked = ic->link_back(ic->chosen[0][0].id, 0, id, ic->chosen[0][0].d, true));
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(tmp);
+    return linked;
 }
 
 }  // namespace lrv::pg::lhnsw

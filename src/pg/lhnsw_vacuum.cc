@@ -1,6 +1,7 @@
 // VACUUM for lhnsw, in three WAL-logged passes, each safe to stop after:
 //   1. Nodes whose heap tuples are dead are marked deleted. Deleted nodes
 //      stay navigable: scans pass through them without returning them.
+//      Then VACUUM waits for the inserts in flight (kInsertLock).
 //   2. The entry point moves off a deleted node; every live node that links
 //      to a deleted one gets its list rebuilt from its live links and the
 //      deleted neighbours' live links, chosen with the heuristic.
@@ -10,6 +11,8 @@
 //      reuse the slots.
 // A VACUUM that stops after pass 1 or 2 leaves deleted nodes behind; the
 // next one finds them in pass 1 and finishes the job.
+// Cleanup, at the end of every VACUUM (with dead rows or without), links in
+// again the live nodes no search reaches (reconnect below).
 // Core headers (and the standard headers they pull in) before the server's,
 // whose port.h redefines printf-family names.
 #include "libravdb/core/hnsw/graph.h"
@@ -25,6 +28,7 @@
 extern "C" {
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/memutils.h"
 }
 
@@ -216,6 +220,14 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     }
 
     if (n_deleted > 0) {
+        // Wait for the inserts in flight (each holds this lock in share mode
+        // from its search to its last link back): one may have chosen a node
+        // pass 1 has just marked, as a neighbour or as a list to link back
+        // into. Once they are done, pass 2 sees their links; later inserts
+        // see the marks and choose no deleted node.
+        LockPage(index, kInsertLock, ExclusiveLock);
+        UnlockPage(index, kInsertLock, ExclusiveLock);
+
         // The entry point moves off a deleted node before any slot is freed,
         // so no scan ever starts from a freed slot.
         Buffer metabuf = ReadBuffer(index, kMetaBlock);
@@ -228,10 +240,12 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             put_meta(GenericXLogRegisterBuffer(state, metabuf, 0), cur);
             GenericXLogFinish(state);
         }
+        const uint64 n_slots = cur.n_slots;  // with the nodes inserted since pass 1
         UnlockReleaseBuffer(metabuf);
+        LRV_GUARDED(vc->graph->reset(cur));
 
         // Pass 2: repair links into deleted nodes.
-        for (uint32 slot = 0; slot < meta.n_slots; slot++) {
+        for (uint32 slot = 0; slot < n_slots; slot++) {
             if ((slot & 255) == 0) vacuum_delay_point();
             NodeHeader h{};
             LRV_GUARDED(h = vc->graph->header(slot));
@@ -294,8 +308,84 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     return stats;
 }
 
+namespace {
+
+// Cleanup: live nodes that no search reaches are linked in again. An
+// insert's link back prunes its neighbour's list and may take the last link
+// to some other node; pass 2 may choose none of the links to a node whose
+// in-links all came from deleted ones. A walk from the entry point over
+// level-0 links (as a scan goes: through live and deleted nodes, never
+// through a slot that holds no node) finds them; each is linked in as an
+// insert links a new node, and what it reaches is then reachable too.
+// Returns the number of nodes linked in.
+struct ReconnectCore {
+    MetaPage meta;
+    std::unique_ptr<PageGraph> graph;
+    std::vector<uint8> flags, seen;
+    std::vector<uint32> stack, links, unreachable;
+
+    ReconnectCore(Relation index, const MetaPage& m)
+        : meta(m), graph(new PageGraph(index, m)), flags(m.n_slots, 0), seen(m.n_slots, 0) {}
+
+    bool walkable(uint32 x) const {
+        return x < meta.n_slots && !seen[x] && (flags[x] == hn::kNodeLive || flags[x] == hn::kNodeDeleted);
+    }
+    void walk(uint32 from) {
+        seen[from] = 1;
+        stack.push_back(from);
+        while (!stack.empty()) {
+            const uint32 id = stack.back();
+            stack.pop_back();
+            graph->links(id, 0, &links);
+            for (uint32 x : links)
+                if (walkable(x)) {
+                    seen[x] = 1;
+                    stack.push_back(x);
+                }
+        }
+    }
+};
+
+uint64 reconnect(Relation index) {
+    const MetaPage meta = read_meta(index);
+    if (meta.entry_point == hn::kNone || meta.n_slots == 0) return 0;
+    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw reconnect", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(tmp);
+    ReconnectCore* rc = context_owned<ReconnectCore>(tmp, index, meta);
+    for (uint32 slot = 0; slot < meta.n_slots; slot++) {
+        if ((slot & 255) == 0) vacuum_delay_point();
+        LRV_GUARDED(rc->flags[slot] = static_cast<uint8>(rc->graph->header(slot).flags));
+    }
+    LRV_GUARDED({
+        if (rc->walkable(meta.entry_point)) rc->walk(meta.entry_point);
+        for (uint32 slot = 0; slot < meta.n_slots; slot++)
+            if (rc->flags[slot] == hn::kNodeLive && !rc->seen[slot]) rc->unreachable.push_back(slot);
+    });
+    // Linking one in makes what it links to reachable as well.
+    uint64 done = 0;
+    for (uint32 id : rc->unreachable) {
+        if (rc->seen[id]) continue;
+        vacuum_delay_point();
+        if (!link_in(index, id)) continue;
+        done++;
+        LRV_GUARDED(rc->walk(id));
+    }
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(tmp);
+    return done;
+}
+
+}  // namespace
+
 IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
     if (info->analyze_only) return stats;
+    const uint64 linked = reconnect(info->index);
+    if (linked > 0)
+        ereport(info->message_level,
+                (errmsg_plural("index \"%s\": %llu node no search reached was linked in again",
+                               "index \"%s\": %llu nodes no search reached were linked in again",
+                               static_cast<unsigned long>(linked), RelationGetRelationName(info->index),
+                               static_cast<unsigned long long>(linked))));
     if (stats == nullptr) {
         stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
         MetaPage meta = read_meta(info->index);
