@@ -382,6 +382,42 @@ for my $case (
 	reindex('a bad page magic');
 }
 
+# ---------------------------------------------------------------------------
+# (e) a live node no link leads to, as an insert's prune can leave one (it
+# takes the last link to another node): no corruption, so the check reports
+# it as unreachable and raises nothing; a search cannot find it; VACUUM
+# links it in again, even with no dead row to remove.
+
+{
+	$node->stop;
+	my $removed = 0;
+	for my $s (0 .. $meta{n_slots} - 1)
+	{
+		next unless $headers[$s]{flags} == 1 || $headers[$s]{flags} == 3;
+		my @list = map { uint32_at(slot_pos($s, $links_offset + 4 * $_)) } 0 .. 2 * $meta{m} - 1;
+		next unless grep { $_ == $victim_slot } @list;
+		my @kept = grep { $_ != $victim_slot } @list;
+		push @kept, NONE while @kept < @list;
+		write_bytes($file, slot_pos($s, $links_offset + 4 * $_), pack('V', $kept[$_])) for 0 .. $#kept;
+		$removed++;
+	}
+	$node->start;
+	cmp_ok($removed, '>', 0, "the $removed links to slot $victim_slot removed");
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"ok": true, .*"unreachable": 1,/, 'check reports the node no link leads to, and nothing else');
+	unlike($node->safe_psql('postgres', $own_sql), qr/^$victim\n/, "no search finds row $victim");
+	# Index VACUUM messages are DEBUG2 (Postgres's message_level for them).
+	my ($ret, $out, $err) = $node->psql('postgres', 'SET client_min_messages = debug2; VACUUM h');
+	is($ret, 0, 'VACUUM of a table with no dead rows');
+	like($err, qr/index "h_idx": 1 node no search reached was linked in again/, 'VACUUM says so at DEBUG2');
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"ok": true, .*"tuples": 800, .*"unreachable": 0,/, 'after VACUUM every live node is reachable');
+	is($node->safe_psql('postgres', $own_sql), $own_expected, "after VACUUM row $victim is found first again");
+	is($node->safe_psql('postgres', $scan_sql), $expected, 'after VACUUM the index scan answers exactly');
+	($ret, $out, $err) = $node->psql('postgres', 'SET client_min_messages = debug2; VACUUM h');
+	unlike($err, qr/linked in again/, 'a second VACUUM has nothing to link in');
+}
+
 $node->stop;
 log_has_no_crash($node);
 

@@ -74,7 +74,11 @@ our $exact = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
 #     topk => 'SET ...;',                           # top-k only, after scan
 #     recall => 'exact' | 0.9, k => 10, queries => 8,
 #     every_row => 1,                               # unlimited scans return every row
-#     check_report => sub { my ($crash, $when, $index, $report) = @_; ... });
+#     check_report => sub { my ($crash, $when, $index, $report) = @_; ... },
+#     own_vacuum => 1,        # rows missed with own_again: VACUUM, search again
+#     vacuum_report => sub { my ($crash, $when, $index, $report) = @_; ... });
+#          (after the checks: VACUUM every table, then libravdb_index_check's
+#           report of each index to this hook)
 sub new
 {
 	my ($class, %o) = @_;
@@ -438,6 +442,16 @@ sub check
 		$self->{state}{$name}{$id} = $s;
 		$self->{entries}{$name}++;
 	}
+
+	if ($self->{vacuum_report})
+	{
+		$node->safe_psql('postgres', join('', map { "VACUUM $_->{name};\n" } @{ $self->{tables} }));
+		for my $ix (@indexes)
+		{
+			my $out = $node->safe_psql('postgres', "SELECT libravdb_index_check('$ix->[0]')");
+			$self->{vacuum_report}->($self, $when, $ix->[0], decode_json($out));
+		}
+	}
 	note(sprintf('%s: checked in %.1f s', $when, time - $t0));
 }
 
@@ -493,6 +507,12 @@ sub _check_index
 		note("$when: $index: rows not found first: $lost; searched again with $self->{own_again}");
 		$lost = $self->{node}->safe_psql('postgres',
 			"$noseq $self->{own_again} SELECT string_agg(id::text, ',') FROM ($own AND r.id IN ($lost)) x");
+		if ($lost ne '' && $self->{own_vacuum})
+		{
+			note("$when: $index: rows not found with $self->{own_again} either: $lost; searched again after a VACUUM");
+			$lost = $self->{node}->safe_psql('postgres', "VACUUM $table;\n"
+				  . "$noseq $self->{own_again} SELECT string_agg(id::text, ',') FROM ($own AND r.id IN ($lost)) x");
+		}
 	}
 	is($lost, '', "$when: every row is found first by a search for its own vector through $index")
 	  or diag("$when: $index: rows not found (seed $self->{seed}): $lost");
