@@ -12,7 +12,8 @@
 // A VACUUM that stops after pass 1 or 2 leaves deleted nodes behind; the
 // next one finds them in pass 1 and finishes the job.
 // Cleanup, at the end of every VACUUM (with dead rows or without), links in
-// again the live nodes no search reaches (reconnect below).
+// again the live nodes no search reaches and frees the upper-level slots no
+// node owns (reconnect below).
 // Core headers (and the standard headers they pull in) before the server's,
 // whose port.h redefines printf-family names.
 #include "libravdb/core/hnsw/graph.h"
@@ -126,6 +127,17 @@ void slots_on_page(const MetaPage& meta, uint64 p, Fn&& fn) {
     uint64 slot = (page_start + meta.slot_size - 1) / meta.slot_size;
     for (; slot < meta.n_slots && slot * meta.slot_size < page_start + meta.data_per_page; slot++)
         fn(static_cast<uint32>(slot), static_cast<uint32>(slot * meta.slot_size - page_start));
+}
+
+// Clears `slot`'s header in one WAL record with the metapage (which the
+// caller holds exclusively, as inserts do), counting the slot free.
+void clear_slot(Relation index, Buffer metabuf, MetaPage* cur, uint32 slot, bool was_node) {
+    if (was_node && cur->n_nodes > 0) cur->n_nodes--;
+    cur->n_free++;
+    cur->free_hint = std::min<uint64>(cur->free_hint, slot);
+    const NodeHeader freeh{};
+    stream_write(slot_stream(index, *cur), slot, 0, sizeof freeh, reinterpret_cast<const uint8*>(&freeh), metabuf,
+                 apply_meta, cur);
 }
 
 }  // namespace
@@ -273,8 +285,6 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     // the metapage's counts change (metapage locked first, as inserts do), so
     // an interrupted or crashed VACUUM leaves counts that match the slots.
     if (!vc->to_free.empty()) {
-        Stream s = slot_stream(index, meta);
-        NodeHeader freeh{};
         for (uint32 slot : vc->to_free) {
             vacuum_delay_point();
             Buffer metabuf = ReadBuffer(index, kMetaBlock);
@@ -282,11 +292,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             MetaPage cur = meta_from_buffer(index, metabuf);
             NodeHeader h{};
             LRV_GUARDED(h = vc->graph->header(slot));
-            if (h.flags != hn::kSlotUpper && cur.n_nodes > 0) cur.n_nodes--;
-            cur.n_free++;
-            cur.free_hint = std::min<uint64>(cur.free_hint, slot);
-            stream_write(s, slot, 0, sizeof(NodeHeader), reinterpret_cast<const uint8*>(&freeh), metabuf, apply_meta,
-                         &cur);
+            clear_slot(index, metabuf, &cur, slot, h.flags != hn::kSlotUpper);
             UnlockReleaseBuffer(metabuf);
         }
         if (n_deleted > 0) {
@@ -321,11 +327,29 @@ namespace {
 struct ReconnectCore {
     MetaPage meta;
     std::unique_ptr<PageGraph> graph;
-    std::vector<uint8> flags, seen;
-    std::vector<uint32> stack, links, unreachable;
+    std::vector<uint8> flags, seen, owned;
+    std::vector<uint32> upper, owner, stack, links, unreachable, orphans;
 
     ReconnectCore(Relation index, const MetaPage& m)
-        : meta(m), graph(new PageGraph(index, m)), flags(m.n_slots, 0), seen(m.n_slots, 0) {}
+        : meta(m), graph(new PageGraph(index, m)), flags(m.n_slots, 0), seen(m.n_slots, 0), owned(m.n_slots, 0),
+          upper(m.n_slots, hn::kNone), owner(m.n_slots, hn::kNone) {}
+
+    // Upper slots no node's chain leads to (an insert cut after writing its
+    // upper slots and before its node; or one in flight right now, which
+    // free_orphans rules out under the metapage lock).
+    void find_orphans() {
+        for (uint32 s = 0; s < meta.n_slots; s++) {
+            if (flags[s] != hn::kNodeLive && flags[s] != hn::kNodeDeleted) continue;
+            uint32 u = upper[s];
+            for (int hops = 0; u < meta.n_slots && hops <= hn::kMaxLevel; hops++) {
+                if (flags[u] != hn::kSlotUpper || owner[u] != s) break;
+                owned[u] = 1;
+                u = upper[u];
+            }
+        }
+        for (uint32 s = 0; s < meta.n_slots; s++)
+            if (flags[s] == hn::kSlotUpper && !owned[s]) orphans.push_back(s);
+    }
 
     bool walkable(uint32 x) const {
         return x < meta.n_slots && !seen[x] && (flags[x] == hn::kNodeLive || flags[x] == hn::kNodeDeleted);
@@ -346,7 +370,48 @@ struct ReconnectCore {
     }
 };
 
-uint64 reconnect(Relation index) {
+// Frees the orphan upper slots, each in one WAL record with the metapage.
+// An insert writes its upper slots and then its node under the metapage's
+// exclusive lock, so under that lock an upper slot whose owner's chain does
+// not lead to it belongs to no insert, finished or in flight.
+uint64 free_orphans(Relation index, ReconnectCore* rc) {
+    uint64 freed = 0;
+    for (uint32 u : rc->orphans) {
+        vacuum_delay_point();
+        Buffer metabuf = ReadBuffer(index, kMetaBlock);
+        LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+        MetaPage cur = meta_from_buffer(index, metabuf);
+        bool orphan = false;
+        LRV_GUARDED({
+            const NodeHeader uh = rc->graph->header(u);
+            orphan = uh.flags == hn::kSlotUpper;
+            if (orphan && uh.owner < cur.n_slots) {
+                const NodeHeader oh = rc->graph->header(uh.owner);
+                if (oh.flags == hn::kNodeLive || oh.flags == hn::kNodeDeleted) {
+                    uint32 v = oh.upper;
+                    for (int hops = 0; v < cur.n_slots && hops <= hn::kMaxLevel && orphan; hops++) {
+                        if (v == u) orphan = false;
+                        const NodeHeader vh = rc->graph->header(v);
+                        if (vh.flags != hn::kSlotUpper || vh.owner != uh.owner) break;
+                        v = vh.upper;
+                    }
+                }
+            }
+        });
+        if (orphan) {
+            // n_free is a hint that may overcount (an insert cut by a crash
+            // never wrote the count down that took this slot).
+            clear_slot(index, metabuf, &cur, u, false);
+            freed++;
+        }
+        UnlockReleaseBuffer(metabuf);
+    }
+    return freed;
+}
+
+// Also frees the orphan upper slots (their count in *freed).
+uint64 reconnect(Relation index, uint64* freed) {
+    *freed = 0;
     const MetaPage meta = read_meta(index);
     if (meta.entry_point == hn::kNone || meta.n_slots == 0) return 0;
     MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw reconnect", ALLOCSET_DEFAULT_SIZES);
@@ -354,9 +419,15 @@ uint64 reconnect(Relation index) {
     ReconnectCore* rc = context_owned<ReconnectCore>(tmp, index, meta);
     for (uint32 slot = 0; slot < meta.n_slots; slot++) {
         if ((slot & 255) == 0) vacuum_delay_point();
-        LRV_GUARDED(rc->flags[slot] = static_cast<uint8>(rc->graph->header(slot).flags));
+        LRV_GUARDED({
+            const NodeHeader h = rc->graph->header(slot);
+            rc->flags[slot] = static_cast<uint8>(h.flags);
+            rc->upper[slot] = h.upper;
+            rc->owner[slot] = h.owner;
+        });
     }
     LRV_GUARDED({
+        rc->find_orphans();
         if (rc->walkable(meta.entry_point)) rc->walk(meta.entry_point);
         for (uint32 slot = 0; slot < meta.n_slots; slot++)
             if (rc->flags[slot] == hn::kNodeLive && !rc->seen[slot]) rc->unreachable.push_back(slot);
@@ -370,6 +441,7 @@ uint64 reconnect(Relation index) {
         done++;
         LRV_GUARDED(rc->walk(id));
     }
+    *freed = free_orphans(index, rc);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(tmp);
     return done;
@@ -379,7 +451,14 @@ uint64 reconnect(Relation index) {
 
 IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
     if (info->analyze_only) return stats;
-    const uint64 linked = reconnect(info->index);
+    uint64 freed = 0;
+    const uint64 linked = reconnect(info->index, &freed);
+    if (freed > 0)
+        ereport(info->message_level,
+                (errmsg_plural("index \"%s\": %llu upper-level slot no node owned was freed",
+                               "index \"%s\": %llu upper-level slots no node owned were freed",
+                               static_cast<unsigned long>(freed), RelationGetRelationName(info->index),
+                               static_cast<unsigned long long>(freed))));
     if (linked > 0)
         ereport(info->message_level,
                 (errmsg_plural("index \"%s\": %llu node no search reached was linked in again",

@@ -22,7 +22,8 @@
 #   - libravdb_index_check's "unreachable" (live nodes no link path from
 #     the entry point leads to) never exceeds the inserts in flight at the
 #     crashes so far, and is 0 once VACUUM has run (which frees the nodes of
-#     cut inserts, whose rows are dead, and links in the rest);
+#     cut inserts, whose rows are dead, and links in the rest); after a
+#     VACUUM no upper slot of a cut insert is left either;
 #   - an unlimited scan returns no row twice and nothing the table lacks, in
 #     order; it may skip rows the graph reaches late (README, "Filters"; the
 #     same section says LIMIT k returns k rows whenever k rows match, which
@@ -76,6 +77,7 @@ my $crash = LibraVDB::Crash->new(
 		my ($crash, $when, $index, $report) = @_;
 		is($report->{unreachable}, 0, "$when, then VACUUM: $index: every live node is reachable");
 		is($report->{deleted}, 0, "$when, then VACUUM: $index: no deleted node left");
+		is($report->{orphan_upper_slots}, 0, "$when, then VACUUM: $index: no upper slot of a cut insert left");
 	});
 $crash->check('before any crash');
 $crash->cycle($_) for 1 .. 6;

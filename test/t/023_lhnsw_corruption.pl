@@ -418,6 +418,50 @@ for my $case (
 	unlike($err, qr/linked in again/, 'a second VACUUM has nothing to link in');
 }
 
+# ---------------------------------------------------------------------------
+# (f) an upper-level slot no node owns, as an insert cut by a crash after
+# writing its upper slots (into a free slot) and before its node leaves one:
+# the check counts it and raises nothing; VACUUM frees it, and a later
+# insert can take the slot.
+
+{
+	$node->safe_psql('postgres', $insert_sql);
+	$node->safe_psql('postgres', $vacuum_sql);
+	$node->stop;
+	read_meta();
+	my ($free) = grep { slot_header($_)->{flags} == 0 } 0 .. $meta{n_slots} - 1;
+	ok(defined $free, "slot $free is free after VACUUM");
+	# flags 4 (upper), first level 1, one level, owner the victim's node,
+	# no further upper slot; its links none.
+	write_bytes($file, slot_pos($free),
+		pack('v v v v f< f< C C v V V V', 0, 0, 0, 4, 0, 0, 1, 1, 0, NONE, $victim_slot, 0)
+		  . pack('V', NONE) x $meta{m});
+	$node->start;
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"ok": true, .*"tuples": 800, .*"unreachable": 0, "orphan_upper_slots": 1[,}]/,
+		'check counts the upper slot no node owns, and raises nothing');
+	is($node->safe_psql('postgres', $own_sql), $own_expected, "row $victim is still found first");
+	my ($ret, $out, $err) = $node->psql('postgres', 'SET client_min_messages = debug2; VACUUM h');
+	is($ret, 0, 'VACUUM with an orphan upper slot');
+	like($err, qr/index "h_idx": 1 upper-level slot no node owned was freed/, 'VACUUM says it freed the slot');
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"ok": true, .*"tuples": 800, .*"orphan_upper_slots": 0[,}]/, 'after VACUUM no orphan upper slot is left');
+	$node->stop;
+	is(slot_header($free)->{flags}, 0, "slot $free is free again");
+	$node->start;
+	($ret, $out, $err) = $node->psql('postgres', 'SET client_min_messages = debug2; VACUUM h');
+	unlike($err, qr/upper-level slot/, 'a second VACUUM has nothing to free');
+	# An insert takes the freed slot (the first free one) and is found.
+	$node->safe_psql('postgres', $insert_sql);
+	is($node->safe_psql('postgres',
+			"$noseq SELECT id FROM h ORDER BY v <-> (SELECT v FROM h WHERE id = 1000) LIMIT 1"),
+		'1000', 'a row inserted after VACUUM is found by its own vector');
+	like($node->safe_psql('postgres', q{SELECT libravdb_index_check('h_idx')}),
+		qr/"ok": true, .*"tuples": 801, .*"unreachable": 0, "orphan_upper_slots": 0[,}]/,
+		'the index is clean with the new row');
+	is($node->safe_psql('postgres', $scan_sql), $expected, 'the index scan answers exactly');
+}
+
 $node->stop;
 log_has_no_crash($node);
 
