@@ -105,6 +105,9 @@ class PageGraph {
     bool links_location(uint32 id, int level, uint32* slot, uint32* from, uint32* to);
     // Copies bytes [from, to) of a slot (guarded).
     void read(uint32 slot, uint32 from, uint32 to, uint8* out);
+    // The upper slots of node `id`, in chain order: each an upper slot
+    // naming `id` as its owner (the chain ends at the first that does not).
+    void upper_slots(uint32 id, std::vector<uint32>* out);
 
     const hn::Layout& layout() const { return layout_; }
     const hn::MetaPage& meta() const { return meta_; }
@@ -138,6 +141,16 @@ class PageGraph {
     uint64 slot_bound_ = 0;
     void check_link(uint32 from, uint32 stored_in, uint32 to);
 };
+
+// Slots a scan navigates through: live nodes and deleted ones.
+inline bool is_graph_node(uint16 flags) { return flags == hn::kNodeLive || flags == hn::kNodeDeleted; }
+
+// Marks in `seen` what a level-0 walk from node `from` reaches, as a scan
+// goes: through live and deleted nodes (flags of every slot in `flags`),
+// never through a slot that holds no node, not again through a node already
+// seen. Raises under guard_pg (call it guarded).
+void walk_level0(PageGraph& graph, const std::vector<uint16>& flags, uint32 from, std::vector<uint8>* seen,
+                 std::vector<uint32>* scratch);
 
 // libravdb_index_check / libravdb_index_info for lhnsw, as JSON text.
 char* check(Relation index);

@@ -10,7 +10,6 @@
 // normal (the insert's transaction never committed), so it is reported, not
 // raised.
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -53,8 +52,6 @@ struct SurveyCore {
     pg_unreachable();
 }
 
-bool is_node(uint16 f) { return f == hn::kNodeLive || f == hn::kNodeDeleted; }
-
 // Reads every slot; with `strict`, raises at the first inconsistency.
 Survey survey(Relation index, bool strict) {
     MetaPage meta = read_meta(index);
@@ -90,8 +87,8 @@ Survey survey(Relation index, bool strict) {
             case hn::kSlotUpper: s.uppers++; break;
             default: s.free++; break;
         }
-        if (is_node(h.flags) && h.level > hn::kMaxLevel) corrupt(index, meta, slot, "node level out of range");
-        if (is_node(h.flags) && h.level > s.top) s.top = h.level;
+        if (is_graph_node(h.flags) && h.level > hn::kMaxLevel) corrupt(index, meta, slot, "node level out of range");
+        if (is_graph_node(h.flags) && h.level > s.top) s.top = h.level;
     }
     const uint64 nodes = s.live + s.deleted + s.nulls + s.isolated;
     if (strict && nodes != meta.n_nodes)
@@ -99,7 +96,7 @@ Survey survey(Relation index, bool strict) {
                                          static_cast<unsigned long long>(meta.n_nodes),
                                          static_cast<unsigned long long>(nodes)));
     if (meta.entry_point != hn::kNone) {
-        if (!is_node(sc->flags[meta.entry_point])) corrupt(index, meta, meta.entry_point, "entry point is not a node");
+        if (!is_graph_node(sc->flags[meta.entry_point])) corrupt(index, meta, meta.entry_point, "entry point is not a node");
         if (strict && sc->level[meta.entry_point] != meta.max_level)
             corrupt(index, meta, meta.entry_point, "entry point is not on the top level");
     } else if (strict && s.live + s.deleted > 0) {
@@ -111,7 +108,7 @@ Survey survey(Relation index, bool strict) {
     uint64 owned_uppers = 0;
     for (uint64 slot = 0; slot < meta.n_slots; slot++) {
         if ((slot & 255) == 0) CHECK_FOR_INTERRUPTS();
-        if (!is_node(sc->flags[slot])) continue;
+        if (!is_graph_node(sc->flags[slot])) continue;
         const uint32 id = static_cast<uint32>(slot);
         for (int lev = 0; lev <= sc->level[slot]; lev++) {
             uint32 where, from, to;
@@ -130,7 +127,7 @@ Survey survey(Relation index, bool strict) {
                 // neighbour that VACUUM then freed (and another insert may
                 // have reused). Scans skip such links; they are counted,
                 // not raised.
-                if (!is_node(sc->flags[x]) || sc->level[x] < lev) s.stale_links++;
+                if (!is_graph_node(sc->flags[x]) || sc->level[x] < lev) s.stale_links++;
                 for (std::size_t j = 0; j < i; j++)
                     if (links[j] == x) corrupt(index, meta, slot, "repeated link");
             }
@@ -140,26 +137,7 @@ Survey survey(Relation index, bool strict) {
 
     // Reachability at level 0.
     if (meta.entry_point != hn::kNone) {
-        std::deque<uint32>* queue = nullptr;
-        LRV_GUARDED(queue = new std::deque<uint32>());
-        LRV_GUARDED({
-            std::unique_ptr<std::deque<uint32>> q(queue);
-            q->push_back(meta.entry_point);
-            sc->seen[meta.entry_point] = 1;
-            while (!q->empty()) {
-                uint32 id = q->front();
-                q->pop_front();
-                sc->graph->links(id, 0, &links);
-                // As a scan does: a stale link (to a slot that holds no
-                // node now) leads nowhere, though the freed slot still
-                // holds the links it had.
-                for (uint32 x : links)
-                    if (x < meta.n_slots && !sc->seen[x] && is_node(sc->flags[x])) {
-                        sc->seen[x] = 1;
-                        q->push_back(x);
-                    }
-            }
-        });
+        LRV_GUARDED(walk_level0(*sc->graph, sc->flags, meta.entry_point, &sc->seen, &links));
         for (uint64 slot = 0; slot < meta.n_slots; slot++)
             if (sc->flags[slot] == hn::kNodeLive && !sc->seen[slot]) s.unreachable++;
     }

@@ -163,6 +163,21 @@ struct InsertCore {
         }
         return false;
     }
+
+    // Step 3: a link back to `id` from each chosen neighbour. When no prune
+    // at level 0 takes the node in, its nearest neighbour must, or no search
+    // could find it. False when no link at level 0 leads to it.
+    bool link_back_all(uint32 id) {
+        bool any0 = false;
+        for (int lev = 0; lev < static_cast<int>(chosen.size()); lev++)
+            for (const Candidate& e : chosen[static_cast<std::size_t>(lev)]) {
+                const bool ok = link_back(e.id, lev, id, e.d);
+                if (lev == 0) any0 = any0 || ok;
+            }
+        if (!any0 && !chosen.empty() && !chosen[0].empty())
+            any0 = link_back(chosen[0][0].id, 0, id, chosen[0][0].d, true);
+        return any0;
+    }
 };
 
 bool slot_is_free(const Stream& s, uint64 slot) {
@@ -307,16 +322,7 @@ bool insert(Relation index, Datum* values, bool* isnull, ItemPointer tid, Relati
 
     // Step 3.
     if (linked) {
-        bool any0 = false;  // a link at level 0 leads to the new node
-        for (int lev = 0; lev < static_cast<int>(ic->chosen.size()); lev++)
-            for (const Candidate& e : ic->chosen[static_cast<std::size_t>(lev)]) {
-                bool ok = false;
-                LRV_GUARDED(ok = ic->link_back(e.id, lev, id, e.d));
-                if (lev == 0) any0 = any0 || ok;
-            }
-        // No neighbour's prune took the node in: its nearest one must, or
-        // no search could find it.
-        if (!any0 && !ic->chosen[0].empty()) LRV_GUARDED(ic->link_back(ic->chosen[0][0].id, 0, id, ic->chosen[0][0].d, true));
+        LRV_GUARDED(ic->link_back_all(id));
         UnlockPage(index, kInsertLock, ShareLock);
     }
 
@@ -337,14 +343,8 @@ bool link_in(Relation index, uint32 id) {
         ic->find_neighbours(x.data(), 0);
         std::vector<Candidate>& ch = ic->chosen[0];
         ch.erase(std::remove_if(ch.begin(), ch.end(), [&](const Candidate& c) { return c.id == id; }), ch.end());
+        linked = ic->link_back_all(id);
     });
-    for (const Candidate& e : ic->chosen[0]) {
-        bool ok = false;
-        LRV_GUARDED(ok = ic->link_back(e.id, 0, id, e.d));
-        linked = linked || ok;
-    }
-    if (!linked && !ic->chosen[0].empty())
-        LRV_GUARDED(linked = ic->link_back(ic->chosen[0][0].id, 0, id, ic->chosen[0][0].d, true));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(tmp);
     return linked;

@@ -342,6 +342,17 @@ bool PageGraph::links_location(uint32 id, int level, uint32* slot, uint32* from,
     return false;
 }
 
+void PageGraph::upper_slots(uint32 id, std::vector<uint32>* out) {
+    out->clear();
+    uint32 u = header(id).upper;
+    for (int hops = 0; u != hn::kNone && hops <= hn::kMaxLevel; hops++) {
+        const NodeHeader uh = header(u);  // kSlotFree past the end
+        if (uh.flags != hn::kSlotUpper || uh.owner != id) break;
+        out->push_back(u);
+        u = uh.upper;
+    }
+}
+
 void PageGraph::links(uint32 id, int level, std::vector<uint32>* out) {
     out->clear();
     uint32 slot, from, to;
@@ -363,6 +374,23 @@ void PageGraph::vector(uint32 id, float* out) {
     const core::QuantizerParams qp = quantizer_params(meta_);
     with_bytes(id, layout_.code_offset, layout_.code_offset + layout_.code_bytes,
                [&](const uint8* code) { hn::decode(qp, code, meta_.dims, out); });
+}
+
+void walk_level0(PageGraph& graph, const std::vector<uint16>& flags, uint32 from, std::vector<uint8>* seen,
+                 std::vector<uint32>* scratch) {
+    if (from >= flags.size() || (*seen)[from] || !is_graph_node(flags[from])) return;
+    std::vector<uint32> stack{from};
+    (*seen)[from] = 1;
+    while (!stack.empty()) {
+        const uint32 id = stack.back();
+        stack.pop_back();
+        graph.links(id, 0, scratch);
+        for (uint32 x : *scratch)
+            if (x < flags.size() && !(*seen)[x] && is_graph_node(flags[x])) {
+                (*seen)[x] = 1;
+                stack.push_back(x);
+            }
+    }
 }
 
 }  // namespace lrv::pg::lhnsw

@@ -49,7 +49,7 @@ struct VacuumCore {
     std::vector<uint8> deleted;      // per slot: 1 when the node is marked deleted
     std::vector<uint32> to_free;     // deleted nodes and their upper slots, then null_frees
     std::vector<uint32> null_frees;  // dead NULL and isolated nodes (in no graph)
-    std::vector<uint32> links, dlinks, cur, next;
+    std::vector<uint32> links, dlinks, cur, next, uppers;
     std::vector<float> a, b;
     std::vector<Candidate> merged, pruned;
     uint32 best_entry = hn::kNone;  // a live node of the highest level
@@ -269,13 +269,8 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
             for (uint32 slot = 0; slot < meta.n_slots; slot++) {
                 if (!vc->deleted[slot]) continue;
                 vc->to_free.push_back(slot);
-                NodeHeader h = vc->graph->header(slot);
-                for (uint32 u = h.upper, hops = 0; u != hn::kNone && hops <= hn::kMaxLevel; hops++) {
-                    NodeHeader uh = vc->graph->header(u);
-                    if (uh.flags != hn::kSlotUpper || uh.owner != slot) break;
-                    vc->to_free.push_back(u);
-                    u = uh.upper;
-                }
+                vc->graph->upper_slots(slot, &vc->uppers);
+                vc->to_free.insert(vc->to_free.end(), vc->uppers.begin(), vc->uppers.end());
             }
         });
     }
@@ -323,23 +318,32 @@ namespace {
 // level-0 links (as a scan goes: through live and deleted nodes, never
 // through a slot that holds no node) finds them; each is linked in as an
 // insert links a new node, and what it reaches is then reachable too.
-// Returns the number of nodes linked in.
-struct ReconnectCore {
+// Upper-level slots no node owns (an insert cut short between writing them
+// and its node) are freed.
+struct CleanupCore {
     MetaPage meta;
     std::unique_ptr<PageGraph> graph;
-    std::vector<uint8> flags, seen, owned;
-    std::vector<uint32> upper, owner, stack, links, unreachable, orphans;
+    std::vector<uint16> flags;
+    std::vector<uint8> seen, owned;
+    std::vector<uint32> upper, owner, links, uppers, unreachable, orphans;
 
-    ReconnectCore(Relation index, const MetaPage& m)
+    CleanupCore(Relation index, const MetaPage& m)
         : meta(m), graph(new PageGraph(index, m)), flags(m.n_slots, 0), seen(m.n_slots, 0), owned(m.n_slots, 0),
           upper(m.n_slots, hn::kNone), owner(m.n_slots, hn::kNone) {}
+
+    // Live nodes the walk from the entry point does not reach.
+    void find_unreachable() {
+        walk_level0(*graph, flags, meta.entry_point, &seen, &links);
+        for (uint32 s = 0; s < meta.n_slots; s++)
+            if (flags[s] == hn::kNodeLive && !seen[s]) unreachable.push_back(s);
+    }
 
     // Upper slots no node's chain leads to (an insert cut after writing its
     // upper slots and before its node; or one in flight right now, which
     // free_orphans rules out under the metapage lock).
     void find_orphans() {
         for (uint32 s = 0; s < meta.n_slots; s++) {
-            if (flags[s] != hn::kNodeLive && flags[s] != hn::kNodeDeleted) continue;
+            if (!is_graph_node(flags[s])) continue;
             uint32 u = upper[s];
             for (int hops = 0; u < meta.n_slots && hops <= hn::kMaxLevel; hops++) {
                 if (flags[u] != hn::kSlotUpper || owner[u] != s) break;
@@ -350,52 +354,40 @@ struct ReconnectCore {
         for (uint32 s = 0; s < meta.n_slots; s++)
             if (flags[s] == hn::kSlotUpper && !owned[s]) orphans.push_back(s);
     }
-
-    bool walkable(uint32 x) const {
-        return x < meta.n_slots && !seen[x] && (flags[x] == hn::kNodeLive || flags[x] == hn::kNodeDeleted);
-    }
-    void walk(uint32 from) {
-        seen[from] = 1;
-        stack.push_back(from);
-        while (!stack.empty()) {
-            const uint32 id = stack.back();
-            stack.pop_back();
-            graph->links(id, 0, &links);
-            for (uint32 x : links)
-                if (walkable(x)) {
-                    seen[x] = 1;
-                    stack.push_back(x);
-                }
-        }
-    }
 };
 
-// Frees the orphan upper slots, each in one WAL record with the metapage.
-// An insert writes its upper slots and then its node under the metapage's
-// exclusive lock, so under that lock an upper slot whose owner's chain does
-// not lead to it belongs to no insert, finished or in flight.
-uint64 free_orphans(Relation index, ReconnectCore* rc) {
+// Links in the unreachable nodes; returns how many. Linking one in makes
+// what it links to reachable as well.
+uint64 reconnect(Relation index, CleanupCore* cc) {
+    uint64 done = 0;
+    for (uint32 id : cc->unreachable) {
+        if (cc->seen[id]) continue;
+        vacuum_delay_point();
+        if (!link_in(index, id)) continue;
+        done++;
+        LRV_GUARDED(walk_level0(*cc->graph, cc->flags, id, &cc->seen, &cc->links));
+    }
+    return done;
+}
+
+// Frees the orphan upper slots, each in one WAL record with the metapage;
+// returns how many. An insert writes its upper slots and then its node
+// under the metapage's exclusive lock, so under that lock an upper slot its
+// owner's chain does not lead to belongs to no insert, finished or in flight.
+uint64 free_orphans(Relation index, CleanupCore* cc) {
     uint64 freed = 0;
-    for (uint32 u : rc->orphans) {
+    for (uint32 u : cc->orphans) {
         vacuum_delay_point();
         Buffer metabuf = ReadBuffer(index, kMetaBlock);
         LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
         MetaPage cur = meta_from_buffer(index, metabuf);
         bool orphan = false;
         LRV_GUARDED({
-            const NodeHeader uh = rc->graph->header(u);
+            const NodeHeader uh = cc->graph->header(u);
             orphan = uh.flags == hn::kSlotUpper;
-            if (orphan && uh.owner < cur.n_slots) {
-                const NodeHeader oh = rc->graph->header(uh.owner);
-                if (oh.flags == hn::kNodeLive || oh.flags == hn::kNodeDeleted) {
-                    uint32 v = oh.upper;
-                    for (int hops = 0; v < cur.n_slots && hops <= hn::kMaxLevel && orphan; hops++) {
-                        if (v == u) orphan = false;
-                        const NodeHeader vh = rc->graph->header(v);
-                        if (vh.flags != hn::kSlotUpper || vh.owner != uh.owner) break;
-                        v = vh.upper;
-                    }
-                }
+            if (orphan && uh.owner < cur.n_slots && is_graph_node(cc->graph->header(uh.owner).flags)) {
+                cc->graph->upper_slots(uh.owner, &cc->uppers);
+                orphan = std::find(cc->uppers.begin(), cc->uppers.end(), u) == cc->uppers.end();
             }
         });
         if (orphan) {
@@ -409,62 +401,51 @@ uint64 free_orphans(Relation index, ReconnectCore* rc) {
     return freed;
 }
 
-// Also frees the orphan upper slots (their count in *freed).
-uint64 reconnect(Relation index, uint64* freed) {
-    *freed = 0;
+// Reads every slot header, then links in the unreachable nodes and frees
+// the orphan upper slots, reporting each count.
+void cleanup_graph(IndexVacuumInfo* info) {
+    Relation index = info->index;
     const MetaPage meta = read_meta(index);
-    if (meta.entry_point == hn::kNone || meta.n_slots == 0) return 0;
-    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw reconnect", ALLOCSET_DEFAULT_SIZES);
+    if (meta.n_slots == 0) return;
+    MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw cleanup", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(tmp);
-    ReconnectCore* rc = context_owned<ReconnectCore>(tmp, index, meta);
+    CleanupCore* cc = context_owned<CleanupCore>(tmp, index, meta);
     for (uint32 slot = 0; slot < meta.n_slots; slot++) {
         if ((slot & 255) == 0) vacuum_delay_point();
         LRV_GUARDED({
-            const NodeHeader h = rc->graph->header(slot);
-            rc->flags[slot] = static_cast<uint8>(h.flags);
-            rc->upper[slot] = h.upper;
-            rc->owner[slot] = h.owner;
+            const NodeHeader h = cc->graph->header(slot);
+            cc->flags[slot] = h.flags;
+            cc->upper[slot] = h.upper;
+            cc->owner[slot] = h.owner;
         });
     }
     LRV_GUARDED({
-        rc->find_orphans();
-        if (rc->walkable(meta.entry_point)) rc->walk(meta.entry_point);
-        for (uint32 slot = 0; slot < meta.n_slots; slot++)
-            if (rc->flags[slot] == hn::kNodeLive && !rc->seen[slot]) rc->unreachable.push_back(slot);
+        if (meta.entry_point != hn::kNone) cc->find_unreachable();
+        cc->find_orphans();
     });
-    // Linking one in makes what it links to reachable as well.
-    uint64 done = 0;
-    for (uint32 id : rc->unreachable) {
-        if (rc->seen[id]) continue;
-        vacuum_delay_point();
-        if (!link_in(index, id)) continue;
-        done++;
-        LRV_GUARDED(rc->walk(id));
-    }
-    *freed = free_orphans(index, rc);
+    const uint64 linked = reconnect(index, cc);
+    const uint64 freed = free_orphans(index, cc);
+    if (linked > 0)
+        ereport(info->message_level,
+                (errmsg_plural("index \"%s\": %llu node no search reached was linked in again",
+                               "index \"%s\": %llu nodes no search reached were linked in again",
+                               static_cast<unsigned long>(linked), RelationGetRelationName(index),
+                               static_cast<unsigned long long>(linked))));
+    if (freed > 0)
+        ereport(info->message_level,
+                (errmsg_plural("index \"%s\": %llu upper-level slot no node owned was freed",
+                               "index \"%s\": %llu upper-level slots no node owned were freed",
+                               static_cast<unsigned long>(freed), RelationGetRelationName(index),
+                               static_cast<unsigned long long>(freed))));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(tmp);
-    return done;
 }
 
 }  // namespace
 
 IndexBulkDeleteResult* vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
     if (info->analyze_only) return stats;
-    uint64 freed = 0;
-    const uint64 linked = reconnect(info->index, &freed);
-    if (freed > 0)
-        ereport(info->message_level,
-                (errmsg_plural("index \"%s\": %llu upper-level slot no node owned was freed",
-                               "index \"%s\": %llu upper-level slots no node owned were freed",
-                               static_cast<unsigned long>(freed), RelationGetRelationName(info->index),
-                               static_cast<unsigned long long>(freed))));
-    if (linked > 0)
-        ereport(info->message_level,
-                (errmsg_plural("index \"%s\": %llu node no search reached was linked in again",
-                               "index \"%s\": %llu nodes no search reached were linked in again",
-                               static_cast<unsigned long>(linked), RelationGetRelationName(info->index),
-                               static_cast<unsigned long long>(linked))));
+    cleanup_graph(info);
     if (stats == nullptr) {
         stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
         MetaPage meta = read_meta(info->index);
