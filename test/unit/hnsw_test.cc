@@ -288,7 +288,9 @@ TEST_P(HnswRecall, AgainstBruteForce) {
     BuildGraph g(opts, params_for(c.quantizer, data), c.metric, data.dims);
     fill(&g, data);
     if (c.link_sq8) g.link_on_sq8();
-    if (c.search_sq8) EXPECT_TRUE(g.search_on_sq8());
+    if (c.search_sq8) {
+        EXPECT_TRUE(g.search_on_sq8());
+    }
     EXPECT_EQ(g.links_on_sq8(), c.link_sq8 || c.search_sq8 || c.quantizer == QuantizerKind::Sq8);
     EXPECT_EQ(g.searches_on_sq8(), c.search_sq8);
     g.link_all(c.threads, kNoPoll);
@@ -458,7 +460,9 @@ TEST(HnswSearchSq8, CoarseCodesKeepFloatRecall) {
         for (int searched = 0; searched < 2; searched++) {
             BuildGraph g(BuildOptions{}, QuantizerParams{}, metric, d.dims);
             fill(&g, d);
-            if (searched) ASSERT_TRUE(g.search_on_sq8());
+            if (searched) {
+                ASSERT_TRUE(g.search_on_sq8());
+            }
             g.link_all(2, kNoPoll);
             check_invariants(g);
             std::size_t hits = 0;
@@ -515,7 +519,9 @@ TEST(HnswSearchSq8, KeptLinkDistancesAreExact) {
                                  (searched ? " searched on sq8 " : " ") + std::to_string(threads) + " threads");
                     BuildGraph g(BuildOptions{}, params_for(qk, d), metric, d.dims);
                     fill(&g, d);
-                    if (searched) ASSERT_TRUE(g.search_on_sq8());
+                    if (searched) {
+                        ASSERT_TRUE(g.search_on_sq8());
+                    }
                     g.link_all(threads, kNoPoll);
                     std::vector<float> a(d.dims), b(d.dims);
                     // fp16 cosine distances use the norms of the vectors
