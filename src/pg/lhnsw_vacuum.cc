@@ -129,6 +129,16 @@ void slots_on_page(const MetaPage& meta, uint64 p, Fn&& fn) {
         fn(static_cast<uint32>(slot), static_cast<uint32>(slot * meta.slot_size - page_start));
 }
 
+// Data page p, read through VACUUM's buffer strategy, locked in `mode` and
+// checked (raises on a page that is not an lhnsw data page).
+Buffer lock_data_page(IndexVacuumInfo* info, uint64 p, int mode) {
+    const BlockNumber blk = Stream::block_of(p);
+    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, mode);
+    check_page(info->index, blk, BufferGetPage(buf), kMagic, kPageHnswData);
+    return buf;
+}
+
 // Clears `slot`'s header in one WAL record with the metapage (which the
 // caller holds exclusively, as inserts do), counting the slot free.
 void clear_slot(Relation index, Buffer metabuf, MetaPage* cur, uint32 slot, bool was_node) {
@@ -160,10 +170,8 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     // Pass 1: mark.
     for (uint64 p = 0; p < npages; p++) {
         vacuum_delay_point();
-        Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, Stream::block_of(p), RBM_NORMAL, info->strategy);
-        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        Buffer buf = lock_data_page(info, p, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buf);
-        check_page(index, Stream::block_of(p), page, kMagic, kPageHnswData);
         uint32 offs[kPageDataSize / sizeof(NodeHeader)];
         uint16 flags[kPageDataSize / sizeof(NodeHeader)];
         int nchange = 0;
@@ -410,14 +418,21 @@ void cleanup_graph(IndexVacuumInfo* info) {
     MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "lhnsw cleanup", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(tmp);
     CleanupCore* cc = context_owned<CleanupCore>(tmp, index, meta);
-    for (uint32 slot = 0; slot < meta.n_slots; slot++) {
-        if ((slot & 255) == 0) vacuum_delay_point();
-        LRV_GUARDED({
-            const NodeHeader h = cc->graph->header(slot);
+    // Every header, page by page as pass 1 reads them (a header never
+    // crosses a page).
+    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    for (uint64 p = 0; p < npages; p++) {
+        vacuum_delay_point();
+        Buffer buf = lock_data_page(info, p, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buf);
+        slots_on_page(meta, p, [&](uint32 slot, uint32 off) {
+            NodeHeader h;
+            std::memcpy(&h, page_data(page) + off, sizeof h);
             cc->flags[slot] = h.flags;
             cc->upper[slot] = h.upper;
             cc->owner[slot] = h.owner;
         });
+        UnlockReleaseBuffer(buf);
     }
     LRV_GUARDED({
         if (meta.entry_point != hn::kNone) cc->find_unreachable();
