@@ -443,6 +443,39 @@ TEST(HnswSearchSq8, ExactCodesGiveTheFloatGraph) {
     }
 }
 
+// A prune of a level-0 list skips the pairs of links its last prune kept
+// against each other. On L1 between integer vectors every distance is exact
+// in float (the kept link distances too), so one-thread builds with and
+// without the shortcut give the same graph, link for link, while the
+// shortcut skips comparisons.
+TEST(HnswBuild, SkippingSettledPairsChangesNoLink) {
+    const DataSet d = integer_valued(2000, 24, 13);
+    for (bool on_sq8 : {false, true}) {
+        SCOPED_TRACE(on_sq8 ? "searched on sq8 codes" : "searched on floats");
+        BuildOptions o;
+        o.m = 6;
+        o.ef_construction = 40;
+        BuildGraph skip(o, QuantizerParams{}, Metric::L1, d.dims);
+        o.skip_settled_pairs = false;
+        BuildGraph full(o, QuantizerParams{}, Metric::L1, d.dims);
+        fill(&skip, d);
+        fill(&full, d);
+        if (on_sq8) {
+            ASSERT_TRUE(skip.search_on_sq8());
+            ASSERT_TRUE(full.search_on_sq8());
+        }
+        skip.link_all(1, kNoPoll);
+        full.link_all(1, kNoPoll);
+        check_invariants(skip);
+        EXPECT_GT(skip.settled_pairs_skipped(), d.n) << "prunes skipped (almost) nothing";
+        EXPECT_EQ(full.settled_pairs_skipped(), 0u);
+        std::size_t differ = 0;
+        for (std::uint32_t id = 0; id < d.n; id++)
+            for (int l = 0; l <= full.level(id); l++) differ += links_of(full, id, l) != links_of(skip, id, l);
+        EXPECT_EQ(differ, 0u) << "link lists that differ";
+    }
+}
+
 // On coarse codes the heuristic's comparisons often fall back to exact
 // distances near their threshold, and the candidates differ from a float
 // search's: recall stays that of the float-linked graph, and the graph keeps

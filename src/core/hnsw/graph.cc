@@ -110,6 +110,11 @@ struct BuildGraph::Worker {
     std::vector<std::uint32_t> scratch;
     std::vector<Candidate> found, chosen, merged, pruned;
     std::vector<std::vector<Candidate>> found_at;  // insert(): per level
+    // connect(): the links a prune need not compare with each other (see
+    // settled0_), marked with the current `settled_gen`.
+    std::vector<std::uint32_t> settled;
+    std::uint32_t settled_gen = 0;
+    std::size_t settled_skipped = 0;
 
     explicit Worker(const BuildGraph* graph)
         : g(graph), stamp(graph->size(), 0), query(graph->dims_), pa(graph->dims_), pb(graph->dims_) {}
@@ -199,15 +204,15 @@ BuildGraph::BuildGraph(const BuildOptions& opts, const QuantizerParams& qp, Metr
 
 BuildGraph::~BuildGraph() = default;
 
-void BuildGraph::FreeDeleter::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+void BuildGraph::FreeDeleter::operator()(std::uint8_t* p) const noexcept { large_block_free(p); }
 
 std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, QuantizerKind q, int m,
                                       bool link_sq8) noexcept {
     const std::size_t mm = static_cast<std::size_t>(m);
     auto padded = [](std::size_t b) { return (b + 63) & ~static_cast<std::size_t>(63); };
     std::size_t per_node = padded(code_bytes(q, dims)) + 2 * sizeof(float) + sizeof(std::uint64_t) + 1 +
-                           (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) +
-                           2 * sizeof(std::uint32_t);  // visited stamps of two threads
+                           (2 * mm + 1) * sizeof(std::uint32_t) + sizeof(void*) + 1 +
+                           4 * sizeof(std::uint32_t);  // visited and settled marks of two threads
     if (link_sq8 || q == QuantizerKind::Sq8) per_node += sizeof(std::uint32_t);       // code sums
     if (link_sq8 && q != QuantizerKind::Sq8) per_node += padded(dims) + sizeof(float);  // link codes, residuals
     if (q != QuantizerKind::Sq8) per_node += 2 * mm * sizeof(float);               // level-0 link distances
@@ -218,13 +223,11 @@ std::size_t BuildGraph::estimate_bytes(std::size_t n, std::size_t dims, Quantize
 
 void BuildGraph::reserve(std::size_t n) {
     if (n <= code_capacity_) return;
-    auto* block = static_cast<std::uint8_t*>(std::aligned_alloc(64, n * code_stride_));
-    if (block == nullptr) throw std::bad_alloc();
+    auto* block = static_cast<std::uint8_t*>(large_block_alloc(n * code_stride_));
     if (size() > 0) std::memcpy(block, codes_.get(), size() * code_stride_);
     codes_.reset(block);
     if (link_codes_) {
-        auto* lblock = static_cast<std::uint8_t*>(std::aligned_alloc(64, n * link_stride_));
-        if (lblock == nullptr) throw std::bad_alloc();
+        auto* lblock = static_cast<std::uint8_t*>(large_block_alloc(n * link_stride_));
         if (size() > 0) std::memcpy(lblock, link_codes_.get(), size() * link_stride_);
         link_codes_.reset(lblock);
     }
@@ -238,6 +241,7 @@ void BuildGraph::reserve(std::size_t n) {
     links0_.reserve(n * max_links(0));
     if (keep_dist0_) dist0_.reserve(n * max_links(0));
     count0_.reserve(n);
+    settled0_.reserve(n);
 }
 
 std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
@@ -262,6 +266,7 @@ std::uint32_t BuildGraph::add(const float* x, std::uint64_t tid_key) {
     links0_.resize(links0_.size() + max_links(0), kNone);
     if (keep_dist0_) dist0_.resize(links0_.size(), 0.0f);
     count0_.push_back(0);
+    settled0_.push_back(0);
     if (level > 0) {
         std::size_t words = static_cast<std::size_t>(level) * (static_cast<std::size_t>(opts_.m) + 1);
         upper_.resize(id + 1);
@@ -280,6 +285,7 @@ std::size_t BuildGraph::memory_bytes() const noexcept {
            (norms_.capacity() + residuals_.capacity()) * sizeof(float) +
            tids_.capacity() * sizeof(std::uint64_t) + levels_.capacity() +
            (links0_.capacity() + count0_.capacity()) * sizeof(std::uint32_t) + dist0_.capacity() * sizeof(float) +
+           settled0_.capacity() +
            upper_.capacity() * sizeof(void*) +
            upper;
 }
@@ -326,8 +332,7 @@ bool BuildGraph::link_on_sq8(double max_noise) {
     link_qp_ = qp;
     link_stride_ = (dims_ + 63) & ~static_cast<std::size_t>(63);
     const std::size_t cap = std::max<std::size_t>(code_capacity_, 1);
-    auto* block = static_cast<std::uint8_t*>(std::aligned_alloc(64, cap * link_stride_));
-    if (block == nullptr) throw std::bad_alloc();
+    auto* block = static_cast<std::uint8_t*>(large_block_alloc(cap * link_stride_));
     link_codes_.reset(block);
     link_sums_.reserve(cap);
     link_sums_.assign(size(), 0);
@@ -458,13 +463,31 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     for (const Candidate& c : found)
         if (c.id != id) w.merged.push_back(c);
     auto closer = [&](std::uint32_t a, std::uint32_t b, double d) { return pair_closer(w, a, b, d); };
+    // A prune of a level-0 list: two of its settled links keep each other
+    // (the last prune compared them both ways and kept both), so only pairs
+    // with a link appended since, or the new node, are compared.
+    if (level == 0 && w.settled.size() != size()) w.settled.assign(size(), 0);
+    auto prune_closer = [&](std::uint32_t a, std::uint32_t b, double d) {
+        if (w.settled[a] == w.settled_gen && w.settled[b] == w.settled_gen) {
+            w.settled_skipped++;
+            return false;
+        }
+        return pair_closer(w, a, b, d);
+    };
+    auto mark_settled = [&](std::uint32_t node, const std::uint32_t* l) {
+        if (++w.settled_gen == 0) {
+            std::fill(w.settled.begin(), w.settled.end(), 0);
+            w.settled_gen = 1;
+        }
+        for (std::uint32_t i = 0; i < settled0_[node]; i++) w.settled[l[i]] = w.settled_gen;
+    };
     // Like pgvector (and unlike hnswlib, which gives a new node m), a new node
     // gets as many links as its level allows, 2m at level 0: a denser base
     // layer reaches a given recall with a smaller ef_search.
     // Filled: around a hub (a point closer to everyone than they are to each
     // other) the heuristic alone would keep just the hub, and the node would
     // have no other way in or out.
-    select_neighbours_by(w.merged, max_links(level), closer, chosen, true);
+    const std::size_t compared = select_neighbours_by(w.merged, max_links(level), closer, chosen, true);
     const std::size_t cap = max_links(level);
     // Level 0 keeps each link's distance: a full list is pruned on the
     // distances it has, not computed again.
@@ -497,6 +520,7 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
         std::uint32_t* l = links_mut(id, level, &count);
         if (*count == 0) {
             write(id, l, count, *chosen);
+            if (level == 0) settled0_[id] = static_cast<std::uint8_t>(compared);
         } else {
             // Another thread linked its node here before this list was
             // written. insert() links levels bottom up so that this cannot
@@ -505,8 +529,9 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
             w.merged.assign(chosen->begin(), chosen->end());
             existing(id, l, *count, chosen);
             std::sort(w.merged.begin(), w.merged.end(), Closer());
-            select_neighbours_by(w.merged, cap, closer, &w.pruned);
+            const std::size_t compared = select_neighbours_by(w.merged, cap, closer, &w.pruned);
             write(id, l, count, w.pruned);
+            if (level == 0) settled0_[id] = static_cast<std::uint8_t>(compared);
         }
     }
     for (const Candidate& e : *chosen) {
@@ -530,7 +555,13 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
         // Not filled: a list the heuristic leaves short takes the next links
         // by a plain append, and filling every list made each back-link a
         // full prune (twice the build time for Fashion-MNIST).
-        select_neighbours_by(w.merged, cap, closer, &w.pruned);
+        if (level == 0 && opts_.skip_settled_pairs) {
+            mark_settled(e.id, l);
+            settled0_[e.id] =
+                static_cast<std::uint8_t>(select_neighbours_by(w.merged, cap, prune_closer, &w.pruned));
+        } else {
+            select_neighbours_by(w.merged, cap, closer, &w.pruned);
+        }
         write(e.id, l, count, w.pruned);
     }
 }
@@ -741,6 +772,7 @@ void BuildGraph::link_all(int threads, const std::function<void(std::size_t done
         stop = true;
     }
     for (auto& t : pool) t.join();
+    for (const auto& w : workers) settled_skipped_ += w->settled_skipped;
     if (err) std::rethrow_exception(err);
     connect_unreachable(*workers[0]);
     linked_ = n;

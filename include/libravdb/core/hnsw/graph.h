@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "libravdb/core/common/large_block.h"
 #include "libravdb/core/distance.h"
 #include "libravdb/core/hnsw/format.h"
 #include "libravdb/core/hnsw/search.h"
@@ -29,6 +30,9 @@ struct BuildOptions {
     int m = 16;
     int ef_construction = 64;
     std::uint64_t seed = 0x5eed;
+    // Prunes skip the pairs of level-0 links the last prune of the list
+    // compared (settled0_); off only to test that this changes no list.
+    bool skip_settled_pairs = true;
 };
 
 // Deterministic level of node `id`: floor(-ln(U) / ln(m)) from a hash of
@@ -115,6 +119,8 @@ class BuildGraph {
     // Nodes link_all found unreachable at level 0 after linking and gave a
     // link from the closest reachable node with room for one.
     std::size_t repaired() const noexcept { return repaired_; }
+    // Comparisons level-0 prunes skipped as settled (see settled0_).
+    std::size_t settled_pairs_skipped() const noexcept { return settled_skipped_; }
     std::size_t memory_bytes() const noexcept;
 
     // Searches the finished graph (single-threaded; tests and tools).
@@ -186,17 +192,23 @@ class BuildGraph {
     std::vector<std::uint8_t> levels_;
     // Level 0: 2m links per node and a count; levels >= 1: one block of
     // level * (m links + count) per node that has them.
-    std::vector<std::uint32_t> links0_;
+    LargeVector<std::uint32_t> links0_;
     std::vector<std::uint32_t> count0_;
+    // How many of a node's first level-0 links the heuristic kept against
+    // each other when it last wrote the list (links appended since come
+    // after them): pruning the list again need not compare two of those,
+    // which the last prune found keep each other. Guarded like links0_.
+    std::vector<std::uint8_t> settled0_;
     // Graphs that do not store sq8 codes keep each level-0 link's distance
     // (as links are chosen: exact, or on link codes), so pruning a full list
     // computes no distance again. Guarded like links0_.
     bool keep_dist0_ = false;
-    std::vector<float> dist0_;
+    LargeVector<float> dist0_;
     float* dist0_mut(std::uint32_t id) noexcept { return dist0_.data() + std::size_t{id} * max_links(0); }
     std::vector<std::unique_ptr<std::uint32_t[]>> upper_;
     std::size_t linked_ = 0;
     std::size_t repaired_ = 0;
+    std::size_t settled_skipped_ = 0;
     std::uint32_t entry_ = kNone;
     int max_level_ = -1;
     struct Locks;

@@ -139,13 +139,16 @@ void search_layer(S& s, const std::vector<Candidate>& entry, int level, std::siz
 // node near the centre of the data (or a run of duplicates) that is closer
 // to everyone than they are to each other makes every list keep that node
 // alone, and parts of the graph become unreachable.
+//
+// Returns how many of *out the heuristic compared and kept (the first ones;
+// the rest are fill): 0 when every candidate fit and none was compared.
 template <class PairCloser>
-void select_neighbours_by(const std::vector<Candidate>& sorted, std::size_t max_links, PairCloser&& closer,
-                          std::vector<Candidate>* out, bool fill = false) {
+std::size_t select_neighbours_by(const std::vector<Candidate>& sorted, std::size_t max_links, PairCloser&& closer,
+                                 std::vector<Candidate>* out, bool fill = false) {
     out->clear();
     if (sorted.size() <= max_links) {
         *out = sorted;
-        return;
+        return 0;
     }
     std::size_t dropped_first = sorted.size();  // index of the first dropped candidate
     std::vector<std::uint8_t> kept(fill ? sorted.size() : 0, 0);
@@ -166,18 +169,20 @@ void select_neighbours_by(const std::vector<Candidate>& sorted, std::size_t max_
             dropped_first = i;
         }
     }
-    if (!fill) return;
+    const std::size_t by_heuristic = out->size();
+    if (!fill) return by_heuristic;
     for (std::size_t i = dropped_first; i < sorted.size() && out->size() < max_links; i++)
         if (!kept[i]) out->push_back(sorted[i]);
+    return by_heuristic;
 }
 
 // The same, with the pair distance itself: closer(a, b, d) is pair(a, b) < d.
 // select_neighbours_by takes the comparison, for stores that can often
 // settle it without computing the distance exactly.
 template <class PairDistance>
-void select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
-                       std::vector<Candidate>* out, bool fill = false) {
-    select_neighbours_by(
+std::size_t select_neighbours(const std::vector<Candidate>& sorted, std::size_t max_links, PairDistance&& pair,
+                              std::vector<Candidate>* out, bool fill = false) {
+    return select_neighbours_by(
         sorted, max_links, [&](std::uint32_t a, std::uint32_t b, double d) { return pair(a, b) < d; }, out, fill);
 }
 
