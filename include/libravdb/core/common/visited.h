@@ -5,6 +5,7 @@
 #pragma once
 #include "libravdb/core/fence.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -12,35 +13,50 @@ namespace lrv::core {
 
 class VisitedSet {
   public:
-    VisitedSet() { table_.assign(kInitial, kEmpty); }
+    // Allocates nothing until the first insert: scans create one per
+    // execution of a statement.
+    VisitedSet() = default;
 
     // True the first time an id is inserted since the last clear().
     bool insert(std::uint32_t id) {
         if (id == kEmpty) return false;
+        if (table_.empty()) table_.assign(kInitial, kEmpty);
         std::size_t mask = table_.size() - 1;
         for (std::size_t i = hash(id) & mask;; i = (i + 1) & mask) {
             if (table_[i] == id) return false;
             if (table_[i] == kEmpty) {
                 table_[i] = id;
-                if (++size_ * 2 > table_.size()) grow();
+                used_.push_back(static_cast<std::uint32_t>(i));
+                if (used_.size() * 2 > table_.size()) grow();
                 return true;
             }
         }
     }
     bool contains(std::uint32_t id) const {
+        if (table_.empty()) return false;
         std::size_t mask = table_.size() - 1;
         for (std::size_t i = hash(id) & mask;; i = (i + 1) & mask) {
             if (table_[i] == id) return true;
             if (table_[i] == kEmpty) return false;
         }
     }
+    // Empties the used slots only (a search visits a few hundred ids of a
+    // table of thousands); a table that grew far beyond what searches need
+    // is given back.
     void clear() {
-        // Keep a table that grew, unless it grew far beyond what searches need.
-        if (table_.size() > kKeep) table_.assign(kKeep, kEmpty);
-        else std::fill(table_.begin(), table_.end(), kEmpty);
-        size_ = 0;
+        if (table_.size() > kKeep) {
+            table_.assign(kKeep, kEmpty);
+            used_ = std::vector<std::uint32_t>();
+            return;
+        }
+        if (used_.size() * 8 < table_.size()) {
+            for (std::uint32_t i : used_) table_[i] = kEmpty;
+        } else {
+            std::fill(table_.begin(), table_.end(), kEmpty);
+        }
+        used_.clear();
     }
-    std::size_t size() const noexcept { return size_; }
+    std::size_t size() const noexcept { return used_.size(); }
 
   private:
     static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;
@@ -51,16 +67,18 @@ class VisitedSet {
         std::vector<std::uint32_t> old;
         old.swap(table_);
         table_.assign(old.size() * 2, kEmpty);
+        used_.clear();
         std::size_t mask = table_.size() - 1;
         for (std::uint32_t id : old) {
             if (id == kEmpty) continue;
             std::size_t i = hash(id) & mask;
             while (table_[i] != kEmpty) i = (i + 1) & mask;
             table_[i] = id;
+            used_.push_back(static_cast<std::uint32_t>(i));
         }
     }
-    std::vector<std::uint32_t> table_;
-    std::size_t size_ = 0;
+    std::vector<std::uint32_t> table_;  // open addressing, kEmpty = free
+    std::vector<std::uint32_t> used_;   // the slots holding an id
 };
 
 }  // namespace lrv::core
