@@ -2,6 +2,7 @@
 // Byte format: include/libravdb/core/hnsw/format.h and src/core/hnsw/FORMAT.md.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "am_common.h"
@@ -140,6 +141,33 @@ class PageGraph {
     // it. A link beyond even that is corruption.
     uint64 slot_bound_ = 0;
     void check_link(uint32 from, uint32 stored_in, uint32 to);
+};
+
+// The vectors of one neighbour selection's candidates, each read from the
+// pages once: the heuristic compares pairs of them many times (a VACUUM
+// repair or an insert's prune, up to a few thousand comparisons a list), and
+// each comparison read and decoded both vectors again. Candidates beyond
+// kMaxBytes of vectors (thousands of dimensions and hundreds of candidates)
+// are read per comparison, as before.
+class NodeVectors {
+  public:
+    NodeVectors(PageGraph* graph, core::distance::Metric metric, uint32 dims);
+    // Forgets the last set and reads the vectors of `ids` (the closest
+    // first, when not all fit).
+    void load(const std::vector<hn::Candidate>& ids);
+    // metric_value between two nodes, and between a vector and a node.
+    double pair(uint32 x, uint32 y);
+    double from(const float* x, uint32 y);
+
+  private:
+    static constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+    const float* find(uint32 id) const;
+    PageGraph* graph_;
+    core::distance::Metric metric_;
+    uint32 dims_;
+    std::vector<std::pair<uint32, uint32>> rows_;  // (id, row), sorted by id
+    std::vector<float> data_;
+    std::vector<float> a_, b_;  // for candidates not loaded
 };
 
 // Slots a scan navigates through: live nodes and deleted ones.

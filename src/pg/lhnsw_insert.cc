@@ -56,22 +56,18 @@ struct InsertCore {
     core::distance::Metric metric;
     std::unique_ptr<PageGraph> graph;
     std::unique_ptr<core::QueryCoder> coder;
-    std::vector<float> query, a, b;
+    std::vector<float> query, a;
     std::vector<uint32> scratch;
     std::vector<std::vector<Candidate>> chosen;  // per level
     std::vector<uint8> slot;
     std::vector<Candidate> found, merged, pruned;
     std::vector<uint32> cur, next;
+    NodeVectors vecs;  // after graph, which it reads through
 
     InsertCore(Relation index, const MetaPage& m)
         : meta(m), layout(hn::layout(m)), metric(static_cast<core::distance::Metric>(m.metric)),
-          graph(new PageGraph(index, m)), query(m.dims), a(m.dims), b(m.dims), slot(layout.slot_size) {}
-
-    double pair(uint32 x, uint32 y) {
-        graph->vector(x, a.data());
-        graph->vector(y, b.data());
-        return core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
-    }
+          graph(new PageGraph(index, m)), query(m.dims), a(m.dims), slot(layout.slot_size),
+          vecs(graph.get(), metric, m.dims) {}
 
     // Step 1: neighbours of the new node at levels min(level, top)..0.
     void find_neighbours(const float* x, int level) {
@@ -96,7 +92,9 @@ struct InsertCore {
             for (const Candidate& c : found)
                 if (c.flags == hn::kNodeLive) merged.push_back(c);
             // 2m at level 0, m above, as the build does.
-            hn::select_neighbours(merged, l == 0 ? 2u * meta.m : meta.m, [&](uint32 p, uint32 q) { return pair(p, q); },
+            vecs.load(merged);
+            hn::select_neighbours(merged, l == 0 ? 2u * meta.m : meta.m,
+                                  [&](uint32 p, uint32 q) { return vecs.pair(p, q); },
                                   &chosen[static_cast<std::size_t>(l)], true);
             if (!found.empty()) entry = found;
         }
@@ -129,17 +127,17 @@ struct InsertCore {
                 nc.id = id;
                 nc.d = d;
                 merged.push_back(nc);
-                graph->vector(e, a.data());
                 for (uint32 i = 0; i < n; i++) {
                     Candidate c;
                     c.id = cur[i];
-                    graph->vector(cur[i], b.data());
-                    c.d = core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
                     merged.push_back(c);
                 }
+                vecs.load(merged);
+                graph->vector(e, a.data());
+                for (std::size_t i = 1; i < merged.size(); i++) merged[i].d = vecs.from(a.data(), merged[i].id);
                 std::sort(merged.begin(), merged.end(), hn::Closer());
                 // Not filled, as in the build (graph.cc, connect).
-                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned);
+                hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return vecs.pair(p, q); }, &pruned);
                 std::fill(next.begin(), next.end(), hn::kNone);
                 bool kept = false;
                 for (std::size_t i = 0; i < pruned.size(); i++) {

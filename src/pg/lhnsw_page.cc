@@ -3,6 +3,7 @@
 // Core headers (and the standard headers they pull in) before the server's,
 // whose port.h redefines printf-family names.
 #include "libravdb/core/hnsw/graph.h"
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -374,6 +375,50 @@ void PageGraph::vector(uint32 id, float* out) {
     const core::QuantizerParams qp = quantizer_params(meta_);
     with_bytes(id, layout_.code_offset, layout_.code_offset + layout_.code_bytes,
                [&](const uint8* code) { hn::decode(qp, code, meta_.dims, out); });
+}
+
+NodeVectors::NodeVectors(PageGraph* graph, core::distance::Metric metric, uint32 dims)
+    : graph_(graph), metric_(metric), dims_(dims), a_(dims), b_(dims) {}
+
+void NodeVectors::load(const std::vector<hn::Candidate>& ids) {
+    const std::size_t row_bytes = static_cast<std::size_t>(dims_) * sizeof(float);
+    const std::size_t n = std::min(ids.size(), std::max<std::size_t>(kMaxBytes / row_bytes, 1));
+    rows_.clear();
+    data_.resize(n * dims_);
+    for (std::size_t i = 0; i < n; i++) {
+        graph_->vector(ids[i].id, data_.data() + i * dims_);
+        rows_.emplace_back(ids[i].id, static_cast<uint32>(i));
+    }
+    std::sort(rows_.begin(), rows_.end());
+}
+
+const float* NodeVectors::find(uint32 id) const {
+    auto it = std::lower_bound(rows_.begin(), rows_.end(), std::make_pair(id, uint32{0}));
+    if (it == rows_.end() || it->first != id) return nullptr;
+    return data_.data() + static_cast<std::size_t>(it->second) * dims_;
+}
+
+double NodeVectors::pair(uint32 x, uint32 y) {
+    const float* px = find(x);
+    const float* py = find(y);
+    if (px == nullptr) {
+        graph_->vector(x, a_.data());
+        px = a_.data();
+    }
+    if (py == nullptr) {
+        graph_->vector(y, b_.data());
+        py = b_.data();
+    }
+    return hn::metric_value(metric_, px, py, dims_);
+}
+
+double NodeVectors::from(const float* x, uint32 y) {
+    const float* py = find(y);
+    if (py == nullptr) {
+        graph_->vector(y, b_.data());
+        py = b_.data();
+    }
+    return hn::metric_value(metric_, x, py, dims_);
 }
 
 void walk_level0(PageGraph& graph, const std::vector<uint16>& flags, uint32 from, std::vector<uint8>* seen,

@@ -50,20 +50,15 @@ struct VacuumCore {
     std::vector<uint32> to_free;     // deleted nodes and their upper slots, then null_frees
     std::vector<uint32> null_frees;  // dead NULL and isolated nodes (in no graph)
     std::vector<uint32> links, dlinks, cur, next, uppers;
-    std::vector<float> a, b;
+    std::vector<float> a;
     std::vector<Candidate> merged, pruned;
+    NodeVectors vecs;
     uint32 best_entry = hn::kNone;  // a live node of the highest level
     int best_level = -1;
 
     VacuumCore(Relation index, const MetaPage& m)
         : meta(m), layout(hn::layout(m)), metric(static_cast<core::distance::Metric>(m.metric)),
-          graph(new PageGraph(index, m)), deleted(m.n_slots, 0), a(m.dims), b(m.dims) {}
-
-    double pair(uint32 x, uint32 y) {
-        graph->vector(x, a.data());
-        graph->vector(y, b.data());
-        return core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
-    }
+          graph(new PageGraph(index, m)), deleted(m.n_slots, 0), a(m.dims), vecs(graph.get(), metric, m.dims) {}
     bool is_deleted(uint32 id) const { return id < deleted.size() && deleted[id]; }
 
     // Pass 2 for one node and level: true if its list was rewritten.
@@ -93,18 +88,18 @@ struct VacuumCore {
             std::sort(ids.begin(), ids.end());
             ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
             merged.clear();
-            graph->vector(id, a.data());
             for (uint32 x : ids) {
                 NodeHeader h = graph->header(x);
                 if (h.flags != hn::kNodeLive || h.level < level) continue;
                 Candidate c;
                 c.id = x;
-                graph->vector(x, b.data());
-                c.d = core::hnsw::metric_value(metric, a.data(), b.data(), meta.dims);
                 merged.push_back(c);
             }
+            vecs.load(merged);
+            graph->vector(id, a.data());
+            for (Candidate& c : merged) c.d = vecs.from(a.data(), c.id);
             std::sort(merged.begin(), merged.end(), hn::Closer());
-            hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return pair(p, q); }, &pruned, true);
+            hn::select_neighbours(merged, cap, [&](uint32 p, uint32 q) { return vecs.pair(p, q); }, &pruned, true);
             next.assign(cap, hn::kNone);
             for (std::size_t i = 0; i < pruned.size(); i++) next[i] = pruned[i].id;
             bool written = false;
