@@ -2,7 +2,6 @@
 // Byte format: include/libravdb/core/hnsw/format.h and src/core/hnsw/FORMAT.md.
 #pragma once
 
-#include <utility>
 #include <vector>
 
 #include "am_common.h"
@@ -165,7 +164,10 @@ class NodeVectors {
     PageGraph* graph_;
     core::distance::Metric metric_;
     uint32 dims_;
-    std::vector<std::pair<uint32, uint32>> rows_;  // (id, row), sorted by id
+    // Open addressing, id -> row of data_ (ids kEmpty: a free entry); a
+    // selection looks a candidate up twice per comparison.
+    static constexpr uint32 kEmpty = 0xFFFFFFFFu;
+    std::vector<uint32> keys_, rows_;
     std::vector<float> data_;
     std::vector<float> a_, b_;  // for candidates not loaded
 };

@@ -383,19 +383,30 @@ NodeVectors::NodeVectors(PageGraph* graph, core::distance::Metric metric, uint32
 void NodeVectors::load(const std::vector<hn::Candidate>& ids) {
     const std::size_t row_bytes = static_cast<std::size_t>(dims_) * sizeof(float);
     const std::size_t n = std::min(ids.size(), std::max<std::size_t>(kMaxBytes / row_bytes, 1));
-    rows_.clear();
+    std::size_t size = 16;
+    while (size < 2 * n) size *= 2;
+    keys_.assign(size, kEmpty);
+    rows_.assign(size, 0);
     data_.resize(n * dims_);
+    const std::size_t mask = size - 1;
     for (std::size_t i = 0; i < n; i++) {
-        graph_->vector(ids[i].id, data_.data() + i * dims_);
-        rows_.emplace_back(ids[i].id, static_cast<uint32>(i));
+        const uint32 id = ids[i].id;
+        std::size_t k = (id * 0x9E3779B1u) & mask;
+        while (keys_[k] != kEmpty && keys_[k] != id) k = (k + 1) & mask;
+        if (keys_[k] == id) continue;  // listed twice: one copy
+        graph_->vector(id, data_.data() + i * dims_);
+        keys_[k] = id;
+        rows_[k] = static_cast<uint32>(i);
     }
-    std::sort(rows_.begin(), rows_.end());
 }
 
 const float* NodeVectors::find(uint32 id) const {
-    auto it = std::lower_bound(rows_.begin(), rows_.end(), std::make_pair(id, uint32{0}));
-    if (it == rows_.end() || it->first != id) return nullptr;
-    return data_.data() + static_cast<std::size_t>(it->second) * dims_;
+    if (keys_.empty() || id == kEmpty) return nullptr;
+    const std::size_t mask = keys_.size() - 1;
+    for (std::size_t k = (id * 0x9E3779B1u) & mask;; k = (k + 1) & mask) {
+        if (keys_[k] == id) return data_.data() + static_cast<std::size_t>(rows_[k]) * dims_;
+        if (keys_[k] == kEmpty) return nullptr;
+    }
 }
 
 double NodeVectors::pair(uint32 x, uint32 y) {
