@@ -463,10 +463,11 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
     for (const Candidate& c : found)
         if (c.id != id) w.merged.push_back(c);
     auto closer = [&](std::uint32_t a, std::uint32_t b, double d) { return pair_closer(w, a, b, d); };
-    // A prune of a level-0 list: two of its settled links keep each other
-    // (the last prune compared them both ways and kept both), so only pairs
-    // with a link appended since, or the new node, are compared.
-    if (level == 0 && w.settled.size() != size()) w.settled.assign(size(), 0);
+    // A prune of a level-0 list need not compare two of its settled links:
+    // the selection that wrote the list compared each of them with those it
+    // had kept before it, on the same distances, and kept it. Only pairs with
+    // a link appended since, or with the new node, are compared.
+    if (level == 0 && opts_.skip_settled_pairs && w.settled.size() != size()) w.settled.assign(size(), 0);
     auto prune_closer = [&](std::uint32_t a, std::uint32_t b, double d) {
         if (w.settled[a] == w.settled_gen && w.settled[b] == w.settled_gen) {
             w.settled_skipped++;
@@ -529,9 +530,9 @@ void BuildGraph::connect(Worker& w, std::uint32_t id, int level, const std::vect
             w.merged.assign(chosen->begin(), chosen->end());
             existing(id, l, *count, chosen);
             std::sort(w.merged.begin(), w.merged.end(), Closer());
-            const std::size_t compared = select_neighbours_by(w.merged, cap, closer, &w.pruned);
+            const std::size_t kept = select_neighbours_by(w.merged, cap, closer, &w.pruned);
             write(id, l, count, w.pruned);
-            if (level == 0) settled0_[id] = static_cast<std::uint8_t>(compared);
+            if (level == 0) settled0_[id] = static_cast<std::uint8_t>(kept);
         }
     }
     for (const Candidate& e : *chosen) {

@@ -194,10 +194,10 @@ class BuildGraph {
     // level * (m links + count) per node that has them.
     LargeVector<std::uint32_t> links0_;
     std::vector<std::uint32_t> count0_;
-    // How many of a node's first level-0 links the heuristic kept against
-    // each other when it last wrote the list (links appended since come
-    // after them): pruning the list again need not compare two of those,
-    // which the last prune found keep each other. Guarded like links0_.
+    // How many of a node's first level-0 links the heuristic compared and
+    // kept when it last wrote the list (links appended since come after
+    // them): each was compared with those kept before it, so pruning the
+    // list again need not compare two of them. Guarded like links0_.
     std::vector<std::uint8_t> settled0_;
     // Graphs that do not store sq8 codes keep each level-0 link's distance
     // (as links are chosen: exact, or on link codes), so pruning a full list
