@@ -66,8 +66,7 @@ const char* parse_with_strtof(const char* p, const char* text, const char* type_
     if (errno == ERANGE && std::isinf(v))
         fail(ErrorKind::NumericOutOfRange,
              "\"" + std::string(p, static_cast<std::size_t>(end - p)) + "\" is out of range for type " + type_name);
-    if (std::isnan(v)) fail(ErrorKind::InvalidValue, std::string("NaN not allowed in ") + type_name);
-    if (std::isinf(v)) fail(ErrorKind::InvalidValue, std::string("infinite value not allowed in ") + type_name);
+    check_finite(&v, 1, type_name);
     *out = v;
     return end;
 }
