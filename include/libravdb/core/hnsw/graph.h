@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "libravdb/core/common/large_block.h"
+#include "libravdb/core/common/aligned.h"
 #include "libravdb/core/distance.h"
 #include "libravdb/core/hnsw/format.h"
 #include "libravdb/core/hnsw/search.h"
@@ -192,7 +192,7 @@ class BuildGraph {
     std::vector<std::uint8_t> levels_;
     // Level 0: 2m links per node and a count; levels >= 1: one block of
     // level * (m links + count) per node that has them.
-    LargeVector<std::uint32_t> links0_;
+    AlignedVector<std::uint32_t> links0_;
     std::vector<std::uint32_t> count0_;
     // How many of a node's first level-0 links the heuristic compared and
     // kept when it last wrote the list (links appended since come after
@@ -203,7 +203,7 @@ class BuildGraph {
     // (as links are chosen: exact, or on link codes), so pruning a full list
     // computes no distance again. Guarded like links0_.
     bool keep_dist0_ = false;
-    LargeVector<float> dist0_;
+    AlignedVector<float> dist0_;
     float* dist0_mut(std::uint32_t id) noexcept { return dist0_.data() + std::size_t{id} * max_links(0); }
     std::vector<std::unique_ptr<std::uint32_t[]>> upper_;
     std::size_t linked_ = 0;
