@@ -411,16 +411,11 @@ const float* NodeVectors::find(uint32 id) const {
 
 double NodeVectors::pair(uint32 x, uint32 y) {
     const float* px = find(x);
-    const float* py = find(y);
     if (px == nullptr) {
         graph_->vector(x, a_.data());
         px = a_.data();
     }
-    if (py == nullptr) {
-        graph_->vector(y, b_.data());
-        py = b_.data();
-    }
-    return hn::metric_value(metric_, px, py, dims_);
+    return from(px, y);
 }
 
 double NodeVectors::from(const float* x, uint32 y) {

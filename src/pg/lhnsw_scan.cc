@@ -140,7 +140,7 @@ void exact_pass(IndexScanDesc scan, ScanCore* sc) {
             best.push(c);
         }
     };
-    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    const uint64 npages = hn::data_pages(meta);
     for (uint64 p = 0; p < npages; p++) {
         const BlockNumber blk = Stream::block_of(p);
         Buffer buf;

@@ -159,7 +159,7 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     // Reserved now, so pass 1 (plain Postgres style) never allocates.
     LRV_GUARDED(vc->null_frees.reserve(meta.n_slots));
 
-    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    const uint64 npages = hn::data_pages(meta);
     uint64 live = 0, n_deleted = 0;
 
     // Pass 1: mark.
@@ -415,7 +415,7 @@ void cleanup_graph(IndexVacuumInfo* info) {
     CleanupCore* cc = context_owned<CleanupCore>(tmp, index, meta);
     // Every header, page by page as pass 1 reads them (a header never
     // crosses a page).
-    const uint64 npages = (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+    const uint64 npages = hn::data_pages(meta);
     for (uint64 p = 0; p < npages; p++) {
         vacuum_delay_point();
         Buffer buf = lock_data_page(info, p, BUFFER_LOCK_SHARE);

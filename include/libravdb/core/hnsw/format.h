@@ -97,6 +97,11 @@ inline Layout layout(const MetaPage& meta) noexcept {
     return layout(static_cast<QuantizerKind>(meta.quantizer), meta.dims, meta.m);
 }
 
+// Data pages the metapage's slots occupy (the last one may be partly used).
+inline std::uint64_t data_pages(const MetaPage& meta) noexcept {
+    return (meta.n_slots * meta.slot_size + meta.data_per_page - 1) / meta.data_per_page;
+}
+
 // Number of upper slots a node of top level `level` needs.
 inline std::uint32_t upper_slots_needed(const Layout& l, int level) noexcept {
     if (level <= 0) return 0;
