@@ -1,6 +1,10 @@
 // VACUUM for lflat: entries whose heap tuples are dead become free slots
 // (their headers are cleared), and the metapage learns where the first free
 // slot is so that inserts reuse the space before extending the index.
+//
+// Each data page's cleared headers and the metapage's counts change in one
+// generic WAL record, so a crash between two pages leaves the metapage
+// counting exactly the live entries the pages hold.
 #include <cstring>
 
 #include "guard.h"
@@ -24,22 +28,23 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
     MetaPage meta = read_meta(index);
     const uint64 end = meta.n_slots * meta.entry_size;
     const uint64 npages = (end + meta.data_per_page - 1) / meta.data_per_page;
-    uint64 removed = 0, first_freed = UINT64_MAX, live = 0;
+    uint64 removed = 0, live = 0;
 
     for (uint64 p = 0; p < npages; p++) {
         vacuum_delay_point();
         Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, data_block(p), RBM_NORMAL, info->strategy);
-        LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+        LockBuffer(buf, BUFFER_LOCK_SHARE);
         Page page = BufferGetPage(buf);
         check_page(index, data_block(p), page, kMagic, kPageFlatData);
 
-        // Slots whose header starts on this page.
+        // Slots whose header starts on this page. Ask about every entry
+        // first, under a share lock: nothing but byte edits may run between
+        // GenericXLogStart and Finish.
         uint64 page_start = p * meta.data_per_page;
         uint64 slot = (page_start + meta.entry_size - 1) / meta.entry_size;
-        // Ask about every entry first, then change the page in one record:
-        // nothing but byte edits between GenericXLogStart and Finish.
         uint32 dead[kPageDataSize / sizeof(EntryHeader)];
         int ndead = 0;
+        uint64 page_first = UINT64_MAX;
         for (; slot < meta.n_slots && slot * meta.entry_size < page_start + meta.data_per_page; slot++) {
             uint32 off = static_cast<uint32>(slot * meta.entry_size - page_start);
             EntryHeader h;
@@ -52,31 +57,31 @@ IndexBulkDeleteResult* bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult*
                 continue;
             }
             dead[ndead++] = off;
-            first_freed = std::min(first_freed, slot);
+            page_first = std::min(page_first, slot);
         }
+        LockBuffer(buf, BUFFER_LOCK_UNLOCK);
         if (ndead > 0) {
+            // The metapage before the data page, the order inserts lock in.
+            // Only VACUUM (one at a time per index) turns a live entry into
+            // a free one, so the entries found dead above are still there.
+            Buffer metabuf = ReadBuffer(index, kMetaBlock);
+            LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+            LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+            MetaPage cur = meta_from_buffer(index, metabuf);
             GenericXLogState* state = GenericXLogStart(index);
             Page wpage = GenericXLogRegisterBuffer(state, buf, 0);
+            Page metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
             for (int i = 0; i < ndead; i++) std::memset(page_data(wpage) + dead[i], 0, sizeof(EntryHeader));
+            cur.n_live = cur.n_live >= static_cast<uint64>(ndead) ? cur.n_live - ndead : 0;
+            cur.n_free += ndead;
+            cur.free_hint = std::min<uint64>(cur.free_hint, page_first);
+            put_meta(metapage, cur);
             GenericXLogFinish(state);
+            LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+            UnlockReleaseBuffer(metabuf);
             removed += ndead;
         }
-        UnlockReleaseBuffer(buf);
-    }
-
-    if (removed > 0) {
-        Buffer metabuf = ReadBuffer(index, kMetaBlock);
-        LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-        GenericXLogState* state = GenericXLogStart(index);
-        Page metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
-        MetaPage cur;
-        std::memcpy(&cur, page_data(metapage), sizeof cur);
-        cur.n_live = cur.n_live >= removed ? cur.n_live - removed : 0;
-        cur.n_free += removed;
-        cur.free_hint = std::min<uint64>(cur.free_hint, first_freed);
-        put_meta(metapage, cur);
-        GenericXLogFinish(state);
-        UnlockReleaseBuffer(metabuf);
+        ReleaseBuffer(buf);
     }
 
     stats->tuples_removed += static_cast<double>(removed);
