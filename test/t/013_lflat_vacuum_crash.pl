@@ -4,9 +4,10 @@
 # metapage's counts must change in one WAL record: if the metapage were only
 # updated at the end, a crash in between would leave it counting entries the
 # pages no longer hold, and libravdb_index_check would report the index
-# corrupted. The VACUUM is slowed down (vacuum_cost_delay) so that an
-# immediate stop lands while it is in the index pass; the test retries with
-# a later stop until the cut leaves some dead entries freed and some not, and
+# corrupted. The VACUUM is slowed down (vacuum_cost_delay) and the server
+# stopped immediately once the metapage shows about a tenth of the pages
+# freed. The WAL of those pages may not all be flushed yet, so the test tries
+# again until a restart shows some dead entries freed and some not, and
 # fails if no attempt does.
 
 use strict;
@@ -74,15 +75,15 @@ for my $attempt (1 .. 6)
 	# page): stop the server once it shows ten pages done, of about 100. The
 	# WAL writer (every 10 ms here) has flushed the first pages' records by
 	# then; the latest may be lost, which leaves an earlier cut.
-	my $free = 0;
-	for (my $i = 0; $i < 3000 && $free < 150; $i++)
+	my $seen = 0;
+	for (my $i = 0; $i < 3000 && $seen < 150; $i++)
 	{
-		$free = info('free_slots');
-		usleep(5_000) if $free < 150;
+		$seen = info('free_slots');
+		usleep(5_000) if $seen < 150;
 	}
 	$node->stop('immediate');
 	$h->finish;
-	note("attempt $attempt: stopped when the metapage counted $free free slots");
+	note("attempt $attempt: stopped when the metapage counted $seen free slots");
 	$node->start;
 
 	my (undef, $report, $check_err) = $node->psql('postgres', q{SELECT libravdb_index_check('t_l2')->>'ok'});
