@@ -301,6 +301,17 @@ run_suite crashes "shows a crash|no crash" suite_crashes
 # ---------------------------------------------------------------------------
 # Summary
 
+# The failed assertions of the TAP and pgTAP suites (Test::More's "Failed
+# test" diagnostics with their got/expected lines, and the message of a test
+# that died), repeated next to the summary: a log viewer that shows
+# only the end of the output still shows what failed.
+for name in tap pgtap; do
+  [ "${STATUS[$name]:-}" = FAIL ] && [ -f "$WORK/$name.out" ] || continue
+  banner "$name: failed assertions"
+  grep -E -A4 "^#   Failed test|^# Looks like your test exited|error running SQL|^[^#].* at t/[^ ]+ line [0-9]+\.$" \
+    "$WORK/$name.out" | head -n 60
+done
+
 passed=0
 failed=0
 banner "summary"
